@@ -1,0 +1,182 @@
+"""The built book: a warning-free build, and every page working offline in a real browser.
+
+The book is built once per test session from the notebooks' committed outputs (the same
+build the README's book command runs), into a temporary folder. The browser checks run
+Debian's Chromium through playwright, against the site served on 127.0.0.1; any request
+to another host is blocked and recorded, so a page that would need the internet fails.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("BPKIT_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOT = ROOT / "_build" / "screenshots" / "chain_rule.png"
+
+
+def jupyter_book() -> str:
+    exe = Path(sys.executable).with_name("jupyter-book")
+    found = str(exe) if exe.exists() else shutil.which("jupyter-book")
+    if found is None:
+        pytest.fail("jupyter-book is not installed: pip install -e '.[test]'")
+    return found
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, Path]:
+    out = tmp_path_factory.mktemp("book")
+    cmd = [jupyter_book(), "build", str(ROOT), "-W", "-n", "--keep-going", "--all",
+           "--path-output", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    return proc, out / "_build" / "html"
+
+
+def test_book_builds_without_warnings(build):
+    proc, html = build
+    log = proc.stdout + proc.stderr
+    warnings = [line for line in log.splitlines() if "WARNING" in line or "ERROR" in line]
+    assert proc.returncode == 0 and not warnings, "\n".join(warnings[:40]) or log[-4000:]
+    assert (html / "index.html").exists()
+
+
+def test_html_names_no_other_host_for_assets(build):
+    """No <script src> or <link href> in any page points off the site."""
+    _, html = build
+    offenders = []
+    for page in html.rglob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        for url in re.findall(r'<(?:script|link|img)[^>]+(?:src|href)="(https?://[^"]+)"', text):
+            offenders.append(f"{page.relative_to(html)}: {url}")
+    assert not offenders, "\n".join(offenders[:20])
+
+
+@pytest.fixture(scope="module")
+def site(build):
+    """Serve the built HTML on 127.0.0.1 (a free port) for the browser tests."""
+    proc, html = build
+    if proc.returncode != 0:
+        pytest.fail("the book did not build; see test_book_builds_without_warnings")
+    handler = functools.partial(_QuietHandler, directory=str(html))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", html
+    server.shutdown()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 - the stdlib's signature
+        pass
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        message = f"Chromium not found at {CHROMIUM}: apt-get install chromium (or set BPKIT_CHROMIUM)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def pages(html: Path) -> list[str]:
+    """Every content page of the site (Sphinx's generated index pages included)."""
+    return sorted(str(p.relative_to(html)) for p in html.glob("**/*.html")
+                  if "_static" not in p.parts and "_sources" not in p.parts)
+
+
+class PageVisit:
+    """Open one page, blocking and recording requests that leave 127.0.0.1."""
+
+    def __init__(self, browser, base: str):
+        self.context = browser.new_context(viewport={"width": 1280, "height": 900})
+        self.page = self.context.new_page()
+        self.foreign: list[str] = []
+        self.failed: list[str] = []
+        self.console_errors: list[str] = []
+        self.page.route("**/*", self._route)
+        self.page.on("console", lambda m: m.type == "error" and self.console_errors.append(m.text))
+        self.page.on("pageerror", lambda e: self.console_errors.append(str(e)))
+        self.page.on("response", lambda r: r.status >= 400 and self.failed.append(f"{r.status} {r.url}"))
+        self.host = urlparse(base).netloc
+
+    def _route(self, route):
+        if urlparse(route.request.url).netloc == self.host:
+            route.continue_()
+        else:
+            self.foreign.append(route.request.url)
+            route.abort()
+
+    def close(self):
+        self.context.close()
+
+
+def test_every_page_renders_offline(site, browser):
+    base, html = site
+    problems = []
+    for name in pages(html):
+        visit = PageVisit(browser, base)
+        page = visit.page
+        page.goto(f"{base}/{name}", wait_until="load")
+        n_math = page.locator(".math").count()
+        if n_math:
+            page.wait_for_function("window.MathJax && MathJax.startup && MathJax.startup.promise")
+            page.evaluate("MathJax.startup.promise")
+            n_rendered = page.locator("mjx-container").count()
+            if n_rendered < n_math:
+                problems.append(f"{name}: {n_rendered} of {n_math} equations rendered by MathJax")
+            if page.locator("mjx-merror").count():
+                problems.append(f"{name}: MathJax reports a TeX error")
+        text = page.locator("article").first.inner_text() if page.locator("article").count() else ""
+        if "$$" in text:
+            problems.append(f"{name}: raw $$ left in the text")
+        broken = page.evaluate(
+            "Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0))"
+            ".map(i => i.getAttribute('src'))"
+        )
+        problems += [f"{name}: image not loaded: {src}" for src in broken]
+        problems += [f"{name}: request to another host: {url}" for url in visit.foreign]
+        problems += [f"{name}: HTTP {f}" for f in visit.failed]
+        problems += [f"{name}: console error: {e}" for e in visit.console_errors]
+        if name == "book/03_chain_rule.html":
+            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOT), full_page=False)
+        visit.close()
+    assert not problems, "\n".join(problems)
+    assert SCREENSHOT.exists()
+
+
+def test_search_finds_delta(site, browser):
+    base, _ = site
+    visit = PageVisit(browser, base)
+    visit.page.goto(f"{base}/search.html?q=delta", wait_until="load")
+    results = visit.page.locator("#search-results ul.search li")
+    results.first.wait_for(timeout=20_000)
+    assert results.count() >= 3, "search for 'delta' found fewer than 3 pages"
+    assert not visit.foreign and not visit.console_errors
+    visit.close()
