@@ -1,0 +1,51 @@
+"""bpkit: a small reverse-mode autodiff engine on NumPy, for the book on backpropagation.
+
+- :class:`Value`: scalar reverse mode (one node per number, the per-neuron view);
+- :class:`Tensor`: array reverse mode (the matrix view), with :func:`no_grad`, :func:`debug`;
+- :mod:`bpkit.functional` (also ``bpkit.F``): activations and losses;
+- :func:`grad` (reverse mode) and :func:`jvp` (forward mode, dual numbers);
+- :func:`gradcheck`: reverse mode against central finite differences.
+
+``import bpkit`` needs NumPy alone; ``bpkit.symbolic`` (SymPy) and ``bpkit.draw``
+(matplotlib) are imported on request.
+"""
+
+from pathlib import Path as _Path
+
+from . import functional
+from . import functional as F
+from .autodiff import grad
+from .forward import jvp
+from .gradcheck import gradcheck
+from .scalar import Value
+from .tensor import Tensor, debug, no_grad
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "Value",
+    "Tensor",
+    "no_grad",
+    "debug",
+    "grad",
+    "jvp",
+    "gradcheck",
+    "functional",
+    "F",
+]
+
+# Modules written on top of the engine; imported when present.
+_here = _Path(__file__).parent
+if (_here / "nn.py").exists():
+    from . import nn  # noqa: F401
+
+    __all__.append("nn")
+if (_here / "optim.py").exists():
+    from . import optim  # noqa: F401
+
+    __all__.append("optim")
+if (_here / "data.py").exists():
+    from . import data  # noqa: F401
+
+    __all__.append("data")

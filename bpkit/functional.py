@@ -1,0 +1,173 @@
+"""Activations and losses, for :class:`bpkit.Tensor` and forward-mode :class:`bpkit.forward.Dual`.
+
+Each function accepts a Tensor, a Dual (forward mode) or an array-like (taken as a constant
+Tensor) and dispatches to methods that both types implement, so one model function works
+under reverse and forward mode. Elementwise activations also accept a scalar
+:class:`bpkit.Value`.
+
+Activations f and their derivatives f':
+
+- sigmoid  sigma(z) = 1/(1+e^{-z}),             sigma' = sigma (1 - sigma)
+- tanh     tanh(z),                              tanh' = 1 - tanh^2
+- relu     max(z, 0),                            relu' = [z > 0]
+- swish    z sigma(z),                           swish' = sigma + z sigma (1 - sigma)
+- mish     z tanh(softplus(z)),  softplus(z) = log(1 + e^z)
+
+Losses (averaged over the examples of a batch):
+
+- mse_loss(pred, target) = mean((pred - target)^2)
+- cross_entropy(logits, labels) = -(1/N) sum_n log softmax(z_n)[y_n], with the fused gradient
+  dC/dz = (softmax(z) - onehot(y)) / N.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .forward import Dual
+from .scalar import Value
+from .tensor import Tensor, _accumulate
+
+__all__ = [
+    "sigmoid",
+    "tanh",
+    "relu",
+    "swish",
+    "mish",
+    "softplus",
+    "softmax",
+    "log_softmax",
+    "mse_loss",
+    "cross_entropy",
+]
+
+
+def _arg(x: Any) -> Any:
+    """Tensors, Duals and Values pass through; anything else becomes a constant Tensor."""
+    if isinstance(x, (Tensor, Dual, Value)):
+        return x
+    return Tensor(x)
+
+
+def sigmoid(z: Any) -> Any:
+    """The logistic function sigma(z) = 1/(1+e^{-z}), stable for large |z|."""
+    return _arg(z).sigmoid()
+
+
+def tanh(z: Any) -> Any:
+    """tanh(z) = (e^z - e^{-z}) / (e^z + e^{-z})."""
+    return _arg(z).tanh()
+
+
+def relu(z: Any) -> Any:
+    """max(z, 0); its derivative is taken as 0 at the kink z = 0."""
+    return _arg(z).relu()
+
+
+def swish(z: Any) -> Any:
+    """swish(z) = z sigma(z) (also called SiLU)."""
+    z = _arg(z)
+    return z * z.sigmoid()
+
+
+def softplus(z: Any) -> Any:
+    """softplus(z) = log(1 + e^z), stable for large |z|; its derivative is sigma(z)."""
+    return _arg(z).softplus()
+
+
+def mish(z: Any) -> Any:
+    """mish(z) = z tanh(softplus(z))."""
+    z = _arg(z)
+    return z * z.softplus().tanh()
+
+
+def softmax(z: Any, axis: int = -1) -> Any:
+    """softmax(z)_i = e^{z_i} / sum_j e^{z_j} along ``axis`` (max subtracted first)."""
+    return _arg(z).softmax(axis)
+
+
+def log_softmax(z: Any, axis: int = -1) -> Any:
+    """log softmax(z)_i = z_i - log sum_j e^{z_j} along ``axis`` (log-sum-exp, stable)."""
+    return _arg(z).log_softmax(axis)
+
+
+def mse_loss(pred: Any, target: Any) -> Any:
+    """Mean squared error mean((pred - target)^2) over all entries.
+
+    The shapes must match exactly: broadcasting (N, 1) against (N,) would silently
+    compare every prediction with every target.
+    """
+    pred = _arg(pred)
+    t_shape = np.shape(target.data if isinstance(target, (Tensor, Dual)) else target)
+    if tuple(pred.shape) != tuple(t_shape):
+        raise ValueError(
+            f"mse_loss: pred has shape {tuple(pred.shape)} but target has shape {t_shape}; "
+            f"they must match (reshape one of them)"
+        )
+    d = pred - target
+    return (d * d).mean()
+
+
+def _labels(labels: Any, logits_shape: tuple[int, ...]) -> np.ndarray:
+    y = np.asarray(labels.data if isinstance(labels, (Tensor, Dual)) else labels)
+    if len(logits_shape) != 2:
+        raise ValueError(
+            f"cross_entropy: logits must have shape (N, K) (a batch of N rows of K class "
+            f"scores), got {logits_shape}"
+        )
+    if y.dtype.kind not in "iu":
+        if y.dtype.kind == "f" and y.size and np.all(y == np.round(y)):
+            y = y.astype(np.intp)
+        else:
+            raise TypeError(
+                f"cross_entropy: labels must be integer class indices, got dtype {y.dtype} "
+                f"with shape {y.shape} (one-hot targets? use labels = onehot.argmax(axis=1))"
+            )
+    n, k = logits_shape
+    if y.shape != (n,):
+        raise ValueError(
+            f"cross_entropy: labels have shape {y.shape}, expected ({n},) for logits of shape "
+            f"{logits_shape}"
+        )
+    if n and (y.min() < 0 or y.max() >= k):
+        raise ValueError(
+            f"cross_entropy: labels must lie in [0, {k - 1}] for logits of shape {logits_shape}, "
+            f"got values from {y.min()} to {y.max()}"
+        )
+    return y
+
+
+def cross_entropy(logits: Any, labels: Any) -> Any:
+    """Mean softmax cross-entropy C = -(1/N) sum_n log softmax(z_n)[y_n].
+
+    ``logits`` z has shape (N, K); ``labels`` y holds N integer class indices. Computed with
+    log-sum-exp, so logits of any magnitude give a finite loss. For a Tensor the backward
+    rule is fused: dC/dz = (softmax(z) - onehot(y)) / N.
+    """
+    z = _arg(logits)
+    y = _labels(labels, tuple(z.shape))
+    n = y.shape[0]
+    rows = np.arange(n)
+    if not isinstance(z, Tensor):  # forward mode: compose from log_softmax
+        return -(z.log_softmax(axis=1)[rows, y]).mean()
+    x = z.data
+    shifted = x - x.max(axis=1, keepdims=True)
+    e = np.exp(shifted)
+    s = e.sum(axis=1, keepdims=True)
+    log_s = np.log(s)
+    loss = (log_s[:, 0] - shifted[rows, y]).sum() / max(n, 1)
+    out = Tensor._make(np.asarray(loss, dtype=x.dtype), (z,), "cross_entropy")
+    if out.requires_grad:
+
+        def _backward(g: np.ndarray) -> None:
+            # dC/dz = (softmax(z) - onehot(y)) * g / N
+            scale = g / max(n, 1)
+            dz = np.divide(e, s)
+            dz[rows, y] -= 1
+            dz *= scale
+            _accumulate(z, dz, fresh=True)
+
+        out._backward = _backward
+    return out

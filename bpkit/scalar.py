@@ -1,0 +1,227 @@
+"""Scalar reverse mode: the per-neuron view of backpropagation.
+
+A :class:`Value` holds one number ``data``, its adjoint ``grad`` = dC/d(data) once
+:meth:`Value.backward` has run on the loss C, the children it was computed from
+(``_prev``), the name of the operation (``_op``) and an optional ``label``.
+
+Every operation computes its result *and* its local partial derivatives
+d(out)/d(child) at forward time, stored in ``_local`` next to ``_prev``. The backward pass
+is then one loop over the nodes in reverse topological order, applying the chain rule
+
+    child.grad += d(out)/d(child) * out.grad
+
+for every edge. Fan-out needs no special case: a node used twice receives two
+contributions and ``+=`` sums them.
+
+:meth:`Value.dot` builds a neuron's weighted input z = sum_k w_k x_k + b as one n-ary node
+(local derivatives dz/dw_k = x_k, dz/dx_k = w_k, dz/db = 1) instead of 2n binary nodes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+__all__ = ["Value"]
+
+Number = int | float
+
+
+class Value:
+    """A scalar in a computation graph, with its adjoint ``grad``."""
+
+    __slots__ = ("data", "grad", "_prev", "_local", "_op", "label")
+
+    def __init__(
+        self,
+        data: Number,
+        _prev: tuple[Value, ...] = (),
+        _local: tuple[float, ...] = (),
+        _op: str = "",
+        label: str = "",
+    ) -> None:
+        if isinstance(data, Value):
+            raise TypeError("Value(data): data is already a Value; use it directly")
+        self.data = float(data)
+        self.grad = 0.0
+        self._prev = _prev  # children this node was computed from
+        self._local = _local  # d(self)/d(child) for each child, computed at forward time
+        self._op = _op
+        self.label = label
+
+    def __repr__(self) -> str:
+        label = f", label={self.label!r}" if self.label else ""
+        return f"Value(data={self.data:.6g}, grad={self.grad:.6g}{label})"
+
+    # -- arithmetic: each rule returns (result, local partial derivatives) ----------------
+
+    def __add__(self, other: Value | Number) -> Value:
+        other = other if isinstance(other, Value) else Value(other)
+        # d(a+b)/da = 1, d(a+b)/db = 1
+        return Value(self.data + other.data, (self, other), (1.0, 1.0), "+")
+
+    def __mul__(self, other: Value | Number) -> Value:
+        other = other if isinstance(other, Value) else Value(other)
+        # d(ab)/da = b, d(ab)/db = a
+        return Value(self.data * other.data, (self, other), (other.data, self.data), "*")
+
+    def __pow__(self, k: Number) -> Value:
+        if isinstance(k, Value):
+            # a^b = exp(b log a): d/da = b a^(b-1), d/db = a^b log a  (needs a > 0)
+            out = self.data**k.data
+            if self.data <= 0:
+                raise ValueError(
+                    f"pow: Value base must be > 0 for a Value exponent, got {self.data}"
+                )
+            return Value(
+                out,
+                (self, k),
+                (k.data * self.data ** (k.data - 1), out * math.log(self.data)),
+                "**",
+            )
+        if not isinstance(k, (int, float)):
+            raise TypeError(f"pow: exponent must be int, float or Value, got {type(k).__name__}")
+        # d(a^k)/da = k a^(k-1)
+        return Value(self.data**k, (self,), (k * self.data ** (k - 1),), f"**{k}")
+
+    def __rpow__(self, base: Number) -> Value:
+        # d(c^a)/da = c^a log c
+        out = base**self.data
+        return Value(out, (self,), (out * math.log(base),), f"{base}**")
+
+    def __neg__(self) -> Value:
+        return Value(-self.data, (self,), (-1.0,), "neg")
+
+    def __sub__(self, other: Value | Number) -> Value:
+        other = other if isinstance(other, Value) else Value(other)
+        return Value(self.data - other.data, (self, other), (1.0, -1.0), "-")
+
+    def __truediv__(self, other: Value | Number) -> Value:
+        other = other if isinstance(other, Value) else Value(other)
+        if other.data == 0.0:
+            raise ZeroDivisionError(f"div: division of {self.data} by a Value equal to 0")
+        # d(a/b)/da = 1/b, d(a/b)/db = -a/b^2
+        inv = 1.0 / other.data
+        return Value(self.data * inv, (self, other), (inv, -self.data * inv * inv), "/")
+
+    def __radd__(self, other: Number) -> Value:
+        return self + other
+
+    def __rmul__(self, other: Number) -> Value:
+        return self * other
+
+    def __rsub__(self, other: Number) -> Value:
+        return Value(other) - self
+
+    def __rtruediv__(self, other: Number) -> Value:
+        return Value(other) / self
+
+    # -- elementary functions -------------------------------------------------------------
+
+    def exp(self) -> Value:
+        out = math.exp(self.data)
+        return Value(out, (self,), (out,), "exp")  # (e^a)' = e^a
+
+    def log(self) -> Value:
+        if self.data <= 0:
+            raise ValueError(f"log: argument must be > 0, got {self.data}")
+        return Value(math.log(self.data), (self,), (1.0 / self.data,), "log")  # (log a)' = 1/a
+
+    def tanh(self) -> Value:
+        t = math.tanh(self.data)
+        return Value(t, (self,), (1.0 - t * t,), "tanh")  # tanh' = 1 - tanh^2
+
+    def sigmoid(self) -> Value:
+        z = self.data
+        if z >= 0:  # stable for large |z|: never exponentiate a large positive number
+            s = 1.0 / (1.0 + math.exp(-z))
+        else:
+            e = math.exp(z)
+            s = e / (1.0 + e)
+        return Value(s, (self,), (s * (1.0 - s),), "sigmoid")  # sigma' = sigma (1 - sigma)
+
+    def relu(self) -> Value:
+        # relu'(z) = 1 for z > 0, else 0 (we take 0 at the kink z = 0)
+        if self.data > 0:
+            return Value(self.data, (self,), (1.0,), "relu")
+        return Value(0.0, (self,), (0.0,), "relu")
+
+    # -- n-ary nodes ----------------------------------------------------------------------
+
+    @staticmethod
+    def dot(
+        w: Sequence[Value], x: Sequence[Value | Number], b: Value | Number | None = None
+    ) -> Value:
+        """A neuron's weighted input z = sum_k w_k x_k + b as a single node.
+
+        Local derivatives: dz/dw_k = x_k, dz/dx_k = w_k, dz/db = 1. Plain numbers in ``x``
+        (e.g. the inputs a^0 = x) are constants and get no node.
+        """
+        if len(w) != len(x):
+            raise ValueError(f"dot: {len(w)} weights but {len(x)} inputs")
+        z = 0.0
+        prev: list[Value] = []
+        local: list[float] = []
+        for wk, xk in zip(w, x, strict=True):
+            if isinstance(xk, Value):
+                z += wk.data * xk.data
+                prev += (wk, xk)
+                local += (xk.data, wk.data)
+            else:
+                z += wk.data * xk
+                prev.append(wk)
+                local.append(xk)
+        if b is not None:
+            if isinstance(b, Value):
+                z += b.data
+                prev.append(b)
+                local.append(1.0)
+            else:
+                z += b
+        return Value(z, tuple(prev), tuple(local), "dot")
+
+    @staticmethod
+    def sum(values: Iterable[Value | Number]) -> Value:
+        """The sum of many values as one node (each local derivative is 1)."""
+        total = 0.0
+        prev = []
+        for v in values:
+            if isinstance(v, Value):
+                total += v.data
+                prev.append(v)
+            else:
+                total += v
+        return Value(total, tuple(prev), (1.0,) * len(prev), "sum")
+
+    # -- reverse pass ---------------------------------------------------------------------
+
+    def backward(self) -> None:
+        """Set self.grad = 1 and propagate adjoints to every node it depends on.
+
+        The topological sort is iterative (no recursion limit: chains of millions of nodes
+        work). Gradients of leaves accumulate across calls, like PyTorch; call
+        ``zero_grad``-style resets yourself (``v.grad = 0``). Intermediate nodes are reset
+        to 0 at the start of each call, so they hold this call's adjoint.
+        """
+        topo: list[Value] = []
+        visited: set[int] = set()
+        stack: list[tuple[Value, bool]] = [(self, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if expanded:
+                topo.append(node)
+                continue
+            if id(node) in visited:
+                continue
+            visited.add(id(node))
+            stack.append((node, True))
+            if node._prev:
+                node.grad = 0.0
+                for child in node._prev:
+                    if id(child) not in visited:
+                        stack.append((child, False))
+        self.grad += 1.0
+        for node in reversed(topo):
+            g = node.grad
+            for child, local in zip(node._prev, node._local):  # noqa: B905 (hot loop)
+                child.grad += local * g

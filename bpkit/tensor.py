@@ -1,0 +1,740 @@
+"""Array reverse mode on NumPy: the matrix view of backpropagation.
+
+A :class:`Tensor` wraps a floating NumPy array ``data`` (float32 or float64). An operation
+on tensors that require gradients records its inputs (``_prev``), its name (``_op``) and a
+``_backward`` closure: given g = dC/d(out), it adds each input's share dC/d(input) to
+``input.grad`` (vector-Jacobian products). Each rule sits next to its forward computation.
+
+Conventions:
+
+- Broadcasting: a gradient is summed back over broadcast axes to the input's shape
+  ("unbroadcast"), so ``x.grad.shape == x.shape`` and ``x.grad.dtype == x.dtype`` always.
+- Fan-out: a tensor used twice receives both contributions; they are added.
+- ``backward`` keeps the graph: it can run again, and leaf gradients accumulate (like
+  PyTorch with ``retain_graph=True``); gradients of intermediate tensors are recomputed
+  from scratch on every call.
+- ``max`` sends the gradient to the maximal entries; ties share it equally.
+- Python numbers mixed with a float32 tensor stay float32; float32 with float64 tensors
+  follows NumPy promotion (float64).
+- ``with no_grad():`` builds no graph; ``with debug():`` raises FloatingPointError where a
+  forward (or backward) pass first produces NaN or inf.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Tensor", "no_grad", "debug", "is_grad_enabled"]
+
+_state = {"grad": True, "debug": False}
+
+ArrayLike = Any
+
+
+@contextmanager
+def no_grad() -> Iterator[None]:
+    """Within the block, operations build no graph (for evaluation and parameter updates)."""
+    old = _state["grad"]
+    _state["grad"] = False
+    try:
+        yield
+    finally:
+        _state["grad"] = old
+
+
+@contextmanager
+def debug() -> Iterator[None]:
+    """Within the block, raise FloatingPointError at the first operation whose result
+    (forward) or input gradient (backward) contains NaN or inf."""
+    old = _state["debug"]
+    _state["debug"] = True
+    try:
+        yield
+    finally:
+        _state["debug"] = old
+
+
+def is_grad_enabled() -> bool:
+    """False inside ``no_grad()``."""
+    return _state["grad"]
+
+
+def _describe(*arrays: np.ndarray) -> str:
+    return ", ".join(f"{a.shape} {a.dtype}" for a in arrays)
+
+
+def _check_finite(op: str, out: np.ndarray, inputs: tuple[np.ndarray, ...], what: str) -> None:
+    if not np.isfinite(out).all():
+        bad = "NaN" if np.isnan(out).any() else "inf"
+        src = (
+            ""
+            if all(np.isfinite(a).all() for a in inputs)
+            else " (an input was already non-finite)"
+        )
+        raise FloatingPointError(
+            f"{op}: {what} produced {bad} for inputs of shape/dtype {_describe(*inputs)}{src}"
+        )
+
+
+def _unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum g over the axes that broadcasting added or stretched, giving an array of ``shape``."""
+    extra = g.ndim - len(shape)
+    if extra:
+        g = g.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+    if axes:
+        g = g.sum(axis=axes, keepdims=True)
+    return g
+
+
+def _accumulate(t: Tensor, g: np.ndarray, fresh: bool = False) -> None:
+    """t.grad += g, after summing g back to t's shape and casting it to t's dtype.
+
+    ``fresh`` says g is a new array nobody else holds, so t may keep it and later add into
+    it in place (saving an allocation); otherwise the first addition allocates.
+    """
+    if g.shape != t.data.shape:
+        g = _unbroadcast(g, t.data.shape)
+        fresh = True
+    if g.dtype != t.data.dtype:
+        g = g.astype(t.data.dtype)
+        fresh = True
+    if t.grad is None:
+        t.grad = g
+        t._owns_grad = fresh
+    elif t._owns_grad:
+        t.grad += g
+    else:
+        t.grad = t.grad + g
+        t._owns_grad = True
+
+
+def _as_data(x: ArrayLike, like: np.ndarray | None = None) -> np.ndarray:
+    """Convert a constant operand to an array; Python numbers take the dtype of ``like``."""
+    if isinstance(x, (int, float)) and not isinstance(x, bool) and like is not None:
+        return np.asarray(x, dtype=like.dtype)
+    arr = np.asarray(x)
+    if arr.dtype.kind != "f":
+        if arr.dtype.kind in "biu":
+            arr = arr.astype(np.float64)
+        else:
+            raise TypeError(f"Tensor: cannot use data of dtype {arr.dtype} (need float32/float64)")
+    return arr
+
+
+class Tensor:
+    """An array in a computation graph, with its adjoint ``grad`` = dC/d(data)."""
+
+    __slots__ = (
+        "data",
+        "grad",
+        "requires_grad",
+        "_prev",
+        "_backward",
+        "_op",
+        "label",
+        "_owns_grad",
+    )
+    __array_ufunc__ = None  # ndarray (op) Tensor defers to Tensor's reflected operators
+
+    def __init__(self, data: ArrayLike, requires_grad: bool = False, label: str = "") -> None:
+        if isinstance(data, Tensor):
+            data = data.data
+        arr = np.asarray(data)
+        if arr.dtype.kind != "f":
+            if requires_grad:
+                raise TypeError(
+                    f"Tensor(requires_grad=True): gradients need floating data, got dtype "
+                    f"{arr.dtype} with shape {arr.shape}; pass e.g. np.asarray(x, dtype=np.float64)"
+                )
+            arr = _as_data(arr)
+        self.data: np.ndarray = arr
+        self.grad: np.ndarray | None = None
+        self.requires_grad = bool(requires_grad)
+        self._prev: tuple[Tensor, ...] = ()
+        self._backward: Callable[[np.ndarray], None] | None = None
+        self._op = ""
+        self.label = label
+        self._owns_grad = False
+
+    # -- graph construction ---------------------------------------------------------------
+
+    @staticmethod
+    def _make(data: np.ndarray, prev: tuple[Tensor, ...], op: str) -> Tensor:
+        """A result tensor; it joins the graph when grad mode is on and an input needs it."""
+        out = Tensor.__new__(Tensor)
+        out.data = data if type(data) is np.ndarray else np.asarray(data)
+        out.grad = None
+        out.label = ""
+        out._owns_grad = False
+        out._op = op
+        if _state["debug"]:
+            _check_finite(op, data, tuple(p.data for p in prev), "forward pass")
+        if _state["grad"] and any(p.requires_grad for p in prev):
+            out.requires_grad = True
+            out._prev = prev
+        else:
+            out.requires_grad = False
+            out._prev = ()
+        out._backward = None
+        return out
+
+    def _lift(self, other: Any) -> Tensor:
+        if isinstance(other, Tensor):
+            return other
+        if getattr(other, "_is_dual", False):
+            return NotImplemented
+        t = Tensor.__new__(Tensor)
+        t.data = _as_data(other, self.data)
+        t.grad = None
+        t.requires_grad = False
+        t._prev = ()
+        t._backward = None
+        t._op = ""
+        t.label = ""
+        t._owns_grad = False
+        return t
+
+    # -- properties -----------------------------------------------------------------------
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def item(self) -> float:
+        """The value of a one-element tensor as a Python float."""
+        if self.data.size != 1:
+            raise ValueError(f"item: tensor has shape {self.data.shape}, need exactly one element")
+        return self.data.item()
+
+    def numpy(self) -> np.ndarray:
+        """The underlying array (not a copy)."""
+        return self.data
+
+    def detach(self) -> Tensor:
+        """A tensor sharing ``data``, outside the graph."""
+        return Tensor(self.data)
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, precision=4, separator=", ", prefix="Tensor(")
+        flag = ", requires_grad=True" if self.requires_grad else ""
+        dt = "" if self.data.dtype == np.float64 else f", dtype={self.data.dtype}"
+        return f"Tensor({body}{dt}{flag})"
+
+    # -- elementwise arithmetic (broadcasting; gradients unbroadcast in _accumulate) -------
+
+    def _binary(self, other: Any, op: str, fn: Callable) -> tuple[Tensor, Tensor, np.ndarray]:
+        try:
+            return fn(self.data, other.data)
+        except ValueError as e:
+            raise ValueError(
+                f"{op}: shapes {self.data.shape} and {other.data.shape} cannot be broadcast "
+                f"together"
+            ) from e
+
+    def __add__(self, other: Any) -> Tensor:
+        other = self._lift(other)
+        if other is NotImplemented:
+            return other
+        a, b = self, other
+        out = Tensor._make(self._binary(b, "add", np.add), (a, b), "+")
+        if out.requires_grad:
+
+            def _backward(g: np.ndarray) -> None:  # d(a+b)/da = d(a+b)/db = 1
+                if a.requires_grad:
+                    _accumulate(a, g)
+                if b.requires_grad:
+                    _accumulate(b, g)
+
+            out._backward = _backward
+        return out
+
+    def __sub__(self, other: Any) -> Tensor:
+        other = self._lift(other)
+        if other is NotImplemented:
+            return other
+        a, b = self, other
+        out = Tensor._make(self._binary(b, "sub", np.subtract), (a, b), "-")
+        if out.requires_grad:
+
+            def _backward(g: np.ndarray) -> None:  # d(a-b)/da = 1, d(a-b)/db = -1
+                if a.requires_grad:
+                    _accumulate(a, g)
+                if b.requires_grad:
+                    _accumulate(b, -g, fresh=True)
+
+            out._backward = _backward
+        return out
+
+    def __mul__(self, other: Any) -> Tensor:
+        other = self._lift(other)
+        if other is NotImplemented:
+            return other
+        a, b = self, other
+        out = Tensor._make(self._binary(b, "mul", np.multiply), (a, b), "*")
+        if out.requires_grad:
+
+            def _backward(g: np.ndarray) -> None:  # d(ab)/da = b, d(ab)/db = a
+                if a.requires_grad:
+                    _accumulate(a, g * b.data, fresh=True)
+                if b.requires_grad:
+                    _accumulate(b, g * a.data, fresh=True)
+
+            out._backward = _backward
+        return out
+
+    def __truediv__(self, other: Any) -> Tensor:
+        other = self._lift(other)
+        if other is NotImplemented:
+            return other
+        a, b = self, other
+        out = Tensor._make(self._binary(b, "div", np.divide), (a, b), "/")
+        if out.requires_grad:
+
+            def _backward(g: np.ndarray) -> None:  # d(a/b)/da = 1/b, d(a/b)/db = -(a/b)/b
+                if a.requires_grad:
+                    _accumulate(a, g / b.data, fresh=True)
+                if b.requires_grad:
+                    _accumulate(b, -g * out.data / b.data, fresh=True)
+
+            out._backward = _backward
+        return out
+
+    def __pow__(self, other: Any) -> Tensor:
+        a = self
+        if isinstance(other, (int, float)) and not isinstance(other, bool):
+            k = other
+            out = Tensor._make(a.data**k, (a,), f"**{k}")
+            if out.requires_grad:
+
+                def _backward(g: np.ndarray) -> None:  # d(a^k)/da = k a^(k-1)
+                    _accumulate(a, g * (k * a.data ** (k - 1)), fresh=True)
+
+                out._backward = _backward
+            return out
+        b = self._lift(other)
+        if b is NotImplemented:
+            return b
+        out = Tensor._make(self._binary(b, "pow", np.power), (a, b), "**")
+        if out.requires_grad:
+
+            def _backward_t(g: np.ndarray) -> None:
+                # d(a^b)/da = b a^(b-1), d(a^b)/db = a^b log a
+                if a.requires_grad:
+                    _accumulate(a, g * b.data * a.data ** (b.data - 1), fresh=True)
+                if b.requires_grad:
+                    _accumulate(b, g * out.data * np.log(a.data), fresh=True)
+
+            out._backward = _backward_t
+        return out
+
+    def __neg__(self) -> Tensor:
+        a = self
+        out = Tensor._make(-a.data, (a,), "neg")
+        if out.requires_grad:
+            out._backward = lambda g: _accumulate(a, -g, fresh=True)
+        return out
+
+    def __radd__(self, other: Any) -> Tensor:
+        return self + other
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return self * other
+
+    def __rsub__(self, other: Any) -> Tensor:
+        other = self._lift(other)
+        if other is NotImplemented:
+            return other
+        return other - self
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        other = self._lift(other)
+        if other is NotImplemented:
+            return other
+        return other / self
+
+    def __rpow__(self, other: Any) -> Tensor:
+        other = self._lift(other)
+        if other is NotImplemented:
+            return other
+        return other**self
+
+    # -- matrix product -------------------------------------------------------------------
+
+    def __matmul__(self, other: Any) -> Tensor:
+        other = self._lift(other)
+        if other is NotImplemented:
+            return other
+        a, b = self, other
+        if a.data.ndim == 0 or b.data.ndim == 0:
+            raise ValueError(
+                f"matmul: operands must have at least one dimension, got shapes "
+                f"{a.data.shape} and {b.data.shape} (use * for a scalar)"
+            )
+        try:
+            data = np.matmul(a.data, b.data)
+        except ValueError as e:
+            raise ValueError(
+                f"matmul: shapes {a.data.shape} and {b.data.shape} are not aligned "
+                f"(the last axis of the first must equal the "
+                f"{'only' if b.data.ndim == 1 else 'second-to-last'} axis of the second)"
+            ) from e
+        out = Tensor._make(data, (a, b), "@")
+        if out.requires_grad:
+
+            def _backward(g: np.ndarray) -> None:
+                # C = A B:  dC/dA = G B^T,  dC/dB = A^T G   (batched over leading axes)
+                A, B = a.data, b.data
+                if A.ndim == 2 and B.ndim == 2:
+                    if a.requires_grad:
+                        _accumulate(a, np.matmul(g, B.T), fresh=True)
+                    if b.requires_grad:
+                        _accumulate(b, np.matmul(A.T, g), fresh=True)
+                    return
+                A2 = A[None, :] if A.ndim == 1 else A
+                B2 = B[:, None] if B.ndim == 1 else B
+                G2 = g.reshape(np.matmul(A2, B2).shape) if (A.ndim == 1 or B.ndim == 1) else g
+                if a.requires_grad:
+                    ga = _unbroadcast(np.matmul(G2, np.swapaxes(B2, -1, -2)), A2.shape)
+                    _accumulate(a, ga.reshape(A.shape), fresh=True)
+                if b.requires_grad:
+                    gb = _unbroadcast(np.matmul(np.swapaxes(A2, -1, -2), G2), B2.shape)
+                    _accumulate(b, gb.reshape(B.shape), fresh=True)
+
+            out._backward = _backward
+        return out
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        other = self._lift(other)
+        if other is NotImplemented:
+            return other
+        return other @ self
+
+    # -- reductions -----------------------------------------------------------------------
+
+    def _axes(self, axis: int | tuple[int, ...] | None, op: str) -> tuple[int, ...]:
+        """The reduced axes as a sorted tuple of non-negative ints."""
+        nd = self.data.ndim
+        if axis is None:
+            return tuple(range(nd))
+        axes = (axis,) if isinstance(axis, int) else tuple(axis)
+        for ax in axes:
+            if not -nd <= ax < nd:
+                raise np.exceptions.AxisError(
+                    f"{op}: axis {ax} is out of bounds for a tensor of shape {self.data.shape}"
+                )
+        return tuple(sorted(ax % nd for ax in axes))
+
+    def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        """Sum over ``axis`` (all axes by default); the gradient is g copied along it."""
+        a = self
+        axes = self._axes(axis, "sum")
+        out = Tensor._make(a.data.sum(axis=axes, keepdims=keepdims), (a,), "sum")
+        if out.requires_grad:
+
+            def _backward(g: np.ndarray) -> None:
+                if not keepdims:
+                    g = np.expand_dims(g, axes)
+                _accumulate(a, np.broadcast_to(g, a.data.shape))
+
+            out._backward = _backward
+        return out
+
+    def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        """Mean over ``axis``: the sum divided by the number n of entries; gradient g/n."""
+        axes = self._axes(axis, "mean")
+        n = 1
+        for ax in axes:
+            n *= self.data.shape[ax]
+        return self.sum(axis=axes, keepdims=keepdims) * (1.0 / max(n, 1))
+
+    def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        """Maximum over ``axis``. The gradient goes to the maximal entries; ties share it
+        equally (so it is a valid subgradient and symmetric in the tied entries)."""
+        a = self
+        axes = self._axes(axis, "max")
+        if a.data.size == 0:
+            raise ValueError(f"max: tensor of shape {a.data.shape} is empty")
+        m = a.data.max(axis=axes, keepdims=True)
+        out = Tensor._make(m if keepdims else np.squeeze(m, axis=axes), (a,), "max")
+        if out.requires_grad:
+
+            def _backward(g: np.ndarray) -> None:
+                if not keepdims:
+                    g = np.expand_dims(g, axes)
+                mask = a.data == m
+                share = mask / mask.sum(axis=axes, keepdims=True)
+                _accumulate(a, g * share, fresh=True)
+
+            out._backward = _backward
+        return out
+
+    # -- shape ----------------------------------------------------------------------------
+
+    def reshape(self, *shape: int | tuple[int, ...]) -> Tensor:
+        """Same entries, new shape; the gradient is reshaped back."""
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        a = self
+        try:
+            data = a.data.reshape(shape)
+        except ValueError as e:
+            raise ValueError(
+                f"reshape: cannot reshape a tensor of shape {a.data.shape} "
+                f"({a.data.size} entries) into {shape}"
+            ) from e
+        out = Tensor._make(data, (a,), "reshape")
+        if out.requires_grad:
+            out._backward = lambda g: _accumulate(a, g.reshape(a.data.shape))
+        return out
+
+    def transpose(self, *axes: int) -> Tensor:
+        """Permute the axes (reverse them by default); the gradient is permuted back."""
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        a = self
+        nd = a.data.ndim
+        perm = tuple(range(nd))[::-1] if not axes else tuple(ax % nd if nd else ax for ax in axes)
+        if sorted(perm) != list(range(nd)):
+            raise ValueError(
+                f"transpose: axes {axes} are not a permutation for shape {a.data.shape}"
+            )
+        out = Tensor._make(a.data.transpose(perm), (a,), "transpose")
+        if out.requires_grad:
+            inverse = tuple(np.argsort(perm))
+            out._backward = lambda g: _accumulate(a, g.transpose(inverse))
+        return out
+
+    @property
+    def T(self) -> Tensor:
+        """The transpose (all axes reversed)."""
+        return self.transpose()
+
+    def __getitem__(self, index: Any) -> Tensor:
+        """Basic (ints, slices, None, ...) and integer-array indexing.
+
+        Gradient: zeros of the input's shape with g placed at the selected entries; with
+        integer arrays an entry picked several times receives the sum (np.add.at).
+        """
+        index = _clean_index(index)
+        a = self
+        try:
+            data = a.data[index]
+        except IndexError as e:
+            raise IndexError(f"getitem: {e} (tensor of shape {a.data.shape})") from e
+        out = Tensor._make(data, (a,), "getitem")
+        if out.requires_grad:
+            fancy = _is_fancy(index)
+
+            def _backward(g: np.ndarray) -> None:
+                full = np.zeros_like(a.data)
+                if fancy:
+                    np.add.at(full, index, g)
+                else:
+                    full[index] = g
+                _accumulate(a, full, fresh=True)
+
+            out._backward = _backward
+        return out
+
+    # -- elementary functions -------------------------------------------------------------
+
+    def exp(self) -> Tensor:
+        a = self
+        out = Tensor._make(np.exp(a.data), (a,), "exp")
+        if out.requires_grad:
+            out._backward = lambda g: _accumulate(a, g * out.data, fresh=True)  # (e^a)' = e^a
+        return out
+
+    def log(self) -> Tensor:
+        a = self
+        with np.errstate(divide="ignore", invalid="ignore"):
+            data = np.log(a.data)
+        out = Tensor._make(data, (a,), "log")
+        if out.requires_grad:
+            out._backward = lambda g: _accumulate(a, g / a.data, fresh=True)  # (log a)' = 1/a
+        return out
+
+    def tanh(self) -> Tensor:
+        a = self
+        out = Tensor._make(np.tanh(a.data), (a,), "tanh")
+        if out.requires_grad:
+
+            def _backward(g: np.ndarray) -> None:  # tanh' = 1 - tanh^2
+                t = out.data
+                _accumulate(a, g * (1 - t * t), fresh=True)
+
+            out._backward = _backward
+        return out
+
+    def sigmoid(self) -> Tensor:
+        a = self
+        out = Tensor._make(_sigmoid(a.data), (a,), "sigmoid")
+        if out.requires_grad:
+
+            def _backward(g: np.ndarray) -> None:  # sigma' = sigma (1 - sigma)
+                s = out.data
+                _accumulate(a, g * s * (1 - s), fresh=True)
+
+            out._backward = _backward
+        return out
+
+    def relu(self) -> Tensor:
+        a = self
+        out = Tensor._make(np.maximum(a.data, 0), (a,), "relu")
+        if out.requires_grad:
+
+            def _backward(g: np.ndarray) -> None:  # relu'(z) = 1 if z > 0 else 0
+                _accumulate(a, np.multiply(g, a.data > 0), fresh=True)
+
+            out._backward = _backward
+        return out
+
+    def softplus(self) -> Tensor:
+        """log(1 + e^a), computed stably as max(a, 0) + log1p(e^{-|a|}); derivative sigma(a)."""
+        a = self
+        x = a.data
+        out = Tensor._make(np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x))), (a,), "softplus")
+        if out.requires_grad:
+            out._backward = lambda g: _accumulate(a, g * _sigmoid(x), fresh=True)
+        return out
+
+    def softmax(self, axis: int = -1) -> Tensor:
+        """s_i = e^{a_i - m} / sum_j e^{a_j - m} with m = max_j a_j (stable).
+
+        Backward: dC/da = s * (g - sum(g * s)) along ``axis``.
+        """
+        a = self
+        e = np.exp(a.data - a.data.max(axis=axis, keepdims=True))
+        e /= e.sum(axis=axis, keepdims=True)
+        out = Tensor._make(e, (a,), "softmax")
+        if out.requires_grad:
+
+            def _backward(g: np.ndarray) -> None:
+                s = out.data
+                _accumulate(a, s * (g - (g * s).sum(axis=axis, keepdims=True)), fresh=True)
+
+            out._backward = _backward
+        return out
+
+    def log_softmax(self, axis: int = -1) -> Tensor:
+        """a_i - m - log sum_j e^{a_j - m} (log-sum-exp, stable for any magnitude).
+
+        Backward: dC/da = g - softmax(a) * sum(g) along ``axis``.
+        """
+        a = self
+        shifted = a.data - a.data.max(axis=axis, keepdims=True)
+        e = np.exp(shifted)
+        s = e.sum(axis=axis, keepdims=True)
+        out = Tensor._make(shifted - np.log(s), (a,), "log_softmax")
+        if out.requires_grad:
+
+            def _backward(g: np.ndarray) -> None:
+                _accumulate(a, g - (e / s) * g.sum(axis=axis, keepdims=True), fresh=True)
+
+            out._backward = _backward
+        return out
+
+    # -- reverse pass ---------------------------------------------------------------------
+
+    def backward(self, grad: ArrayLike | None = None) -> None:
+        """Propagate adjoints from this tensor to every tensor it depends on.
+
+        ``grad`` is the seed dC/d(self); it may be omitted only for a one-element tensor
+        (then it is 1). Leaf gradients accumulate across calls; the graph is kept.
+        """
+        if not self.requires_grad:
+            raise RuntimeError(
+                f"backward: this tensor (shape {self.data.shape}, op {self._op or 'leaf'!r}) "
+                f"does not require grad; create inputs with Tensor(..., requires_grad=True) "
+                f"and do not call backward inside no_grad()"
+            )
+        if grad is None:
+            if self.data.size != 1:
+                raise ValueError(
+                    f"backward: the output has shape {self.data.shape}; a non-scalar output "
+                    f"needs a seed gradient of that shape, e.g. t.backward(np.ones_like(t.data))"
+                )
+            seed = np.ones_like(self.data)
+        else:
+            seed = np.asarray(grad.data if isinstance(grad, Tensor) else grad)
+            if seed.shape != self.data.shape:
+                raise ValueError(
+                    f"backward: seed gradient has shape {seed.shape}, output has shape "
+                    f"{self.data.shape}"
+                )
+            seed = seed.astype(self.data.dtype)  # a copy: the user's array is never modified
+
+        # iterative depth-first topological sort (no recursion limit)
+        topo: list[Tensor] = []
+        visited: set[int] = set()
+        stack: list[tuple[Tensor, bool]] = [(self, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if expanded:
+                topo.append(node)
+                continue
+            if id(node) in visited:
+                continue
+            visited.add(id(node))
+            stack.append((node, True))
+            node._owns_grad = False
+            if node._prev:
+                node.grad = None  # intermediate: recomputed on every call
+                for child in node._prev:
+                    if child.requires_grad and id(child) not in visited:
+                        stack.append((child, False))
+
+        check = _state["debug"]
+        _accumulate(self, seed, fresh=True)
+        for node in reversed(topo):
+            if node._backward is not None and node.grad is not None:
+                if check:
+                    _check_finite(node._op, node.grad, (), "backward pass (gradient)")
+                node._backward(node.grad)
+        for node in topo:  # leaves must not share (or be read-only views of) other arrays
+            if not node._prev and node.grad is not None and not node._owns_grad:
+                node.grad = np.array(node.grad)
+                node._owns_grad = True
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    """sigma(x) = 1/(1+e^{-x}) without overflow: uses e^{-|x|} <= 1 on both branches."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _clean_index(index: Any) -> Any:
+    if isinstance(index, Tensor):
+        raise TypeError(
+            "getitem: index with an int array, not a Tensor (Tensor data is floating point)"
+        )
+    if isinstance(index, tuple):
+        return tuple(_clean_index(i) for i in index)
+    if isinstance(index, list):
+        return np.asarray(index)
+    return index
+
+
+def _is_fancy(index: Any) -> bool:
+    items = index if isinstance(index, tuple) else (index,)
+    return any(isinstance(i, np.ndarray) for i in items)
