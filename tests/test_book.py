@@ -93,7 +93,8 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def browser():
     if not Path(CHROMIUM).exists():
-        message = f"Chromium not found at {CHROMIUM}: apt-get install chromium (or set BPKIT_CHROMIUM)"
+        message = (f"Chromium not found at {CHROMIUM}: "
+                   "apt-get install chromium (or set BPKIT_CHROMIUM)")
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
@@ -122,7 +123,8 @@ class PageVisit:
         self.page.route("**/*", self._route)
         self.page.on("console", lambda m: m.type == "error" and self.console_errors.append(m.text))
         self.page.on("pageerror", lambda e: self.console_errors.append(str(e)))
-        self.page.on("response", lambda r: r.status >= 400 and self.failed.append(f"{r.status} {r.url}"))
+        self.page.on("response",
+                     lambda r: r.status >= 400 and self.failed.append(f"{r.status} {r.url}"))
         self.host = urlparse(base).netloc
 
     def _route(self, route):
