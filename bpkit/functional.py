@@ -111,20 +111,22 @@ def mse_loss(pred: Any, target: Any) -> Any:
 
 
 def _labels(labels: Any, logits_shape: tuple[int, ...]) -> np.ndarray:
-    y = np.asarray(labels.data if isinstance(labels, (Tensor, Dual)) else labels)
+    y = np.asarray(labels)
     if len(logits_shape) != 2:
         raise ValueError(
             f"cross_entropy: logits must have shape (N, K) (a batch of N rows of K class "
             f"scores), got {logits_shape}"
         )
+    if y.shape == logits_shape and len(logits_shape) == 2 and logits_shape[1] > 1:
+        raise ValueError(
+            f"cross_entropy: labels have the shape {y.shape} of the logits; one-hot targets? "
+            f"pass the class indices labels = onehot.argmax(axis=1)"
+        )
     if y.dtype.kind not in "iu":
-        if y.dtype.kind == "f" and y.size and np.all(y == np.round(y)):
-            y = y.astype(np.intp)
-        else:
-            raise TypeError(
-                f"cross_entropy: labels must be integer class indices, got dtype {y.dtype} "
-                f"with shape {y.shape} (one-hot targets? use labels = onehot.argmax(axis=1))"
-            )
+        raise TypeError(
+            f"cross_entropy: labels must be integer class indices, got dtype {y.dtype} "
+            f"with shape {y.shape} (convert with labels.astype(int))"
+        )
     n, k = logits_shape
     if y.shape != (n,):
         raise ValueError(
