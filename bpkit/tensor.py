@@ -67,17 +67,34 @@ def _describe(*arrays: np.ndarray) -> str:
     return ", ".join(f"{a.shape} {a.dtype}" for a in arrays)
 
 
-def _check_finite(op: str, out: np.ndarray, inputs: tuple[np.ndarray, ...], what: str) -> None:
+_OP_NAMES = {"+": "add", "-": "sub", "*": "mul", "/": "div", "**": "pow", "@": "matmul"}
+
+
+def _op_name(op: str) -> str:
+    return _OP_NAMES.get(op, op) if not op.startswith("**") else "pow"
+
+
+def _check_finite(op: str, out: np.ndarray, inputs: tuple[np.ndarray, ...]) -> None:
+    """Under ``debug()``: raise if a forward result contains NaN or inf."""
     if not np.isfinite(out).all():
         bad = "NaN" if np.isnan(out).any() else "inf"
-        src = (
-            ""
-            if all(np.isfinite(a).all() for a in inputs)
-            else " (an input was already non-finite)"
-        )
+        src = "" if all(np.isfinite(a).all() for a in inputs) else " (an input was non-finite)"
         raise FloatingPointError(
-            f"{op}: {what} produced {bad} for inputs of shape/dtype {_describe(*inputs)}{src}"
+            f"{_op_name(op)}: forward pass produced {bad} for inputs of shape/dtype "
+            f"{_describe(*inputs)}{src}"
         )
+
+
+def _check_grads(node: Tensor) -> None:
+    """Under ``debug()``: raise if a backward rule wrote NaN or inf into an input's gradient."""
+    for i, p in enumerate(node._prev):
+        if p.grad is not None and not np.isfinite(p.grad).all():
+            bad = "NaN" if np.isnan(p.grad).any() else "inf"
+            raise FloatingPointError(
+                f"{_op_name(node._op)}: backward pass produced {bad} in the gradient of input "
+                f"{i} (shape/dtype {_describe(p.data)}); output gradient was "
+                f"{'finite' if np.isfinite(node.grad).all() else 'already non-finite'}"
+            )
 
 
 def _unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -173,7 +190,7 @@ class Tensor:
         out._owns_grad = False
         out._op = op
         if _state["debug"]:
-            _check_finite(op, data, tuple(p.data for p in prev), "forward pass")
+            _check_finite(op, data, tuple(p.data for p in prev))
         if _state["grad"] and any(p.requires_grad for p in prev):
             out.requires_grad = True
             out._prev = prev
@@ -708,9 +725,9 @@ class Tensor:
         _accumulate(self, seed, fresh=True)
         for node in reversed(topo):
             if node._backward is not None and node.grad is not None:
-                if check:
-                    _check_finite(node._op, node.grad, (), "backward pass (gradient)")
                 node._backward(node.grad)
+                if check:
+                    _check_grads(node)
         for node in topo:  # leaves must not share (or be read-only views of) other arrays
             if not node._prev and node.grad is not None and not node._owns_grad:
                 node.grad = np.array(node.grad)
