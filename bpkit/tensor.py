@@ -191,12 +191,14 @@ class Tensor:
         out._op = op
         if _state["debug"]:
             _check_finite(op, data, tuple(p.data for p in prev))
-        if _state["grad"] and any(p.requires_grad for p in prev):
-            out.requires_grad = True
-            out._prev = prev
-        else:
-            out.requires_grad = False
-            out._prev = ()
+        out.requires_grad = False
+        out._prev = ()
+        if _state["grad"]:
+            for p in prev:
+                if p.requires_grad:
+                    out.requires_grad = True
+                    out._prev = prev
+                    break
         out._backward = None
         return out
 
@@ -324,14 +326,15 @@ class Tensor:
         if other is NotImplemented:
             return other
         a, b = self, other
-        out = Tensor._make(self._binary(b, "div", np.divide), (a, b), "/")
+        q = self._binary(b, "div", np.divide)
+        out = Tensor._make(q, (a, b), "/")
         if out.requires_grad:
 
             def _backward(g: np.ndarray) -> None:  # d(a/b)/da = 1/b, d(a/b)/db = -(a/b)/b
                 if a.requires_grad:
                     _accumulate(a, g / b.data, fresh=True)
                 if b.requires_grad:
-                    _accumulate(b, -g * out.data / b.data, fresh=True)
+                    _accumulate(b, -g * q / b.data, fresh=True)
 
             out._backward = _backward
         return out
@@ -351,7 +354,8 @@ class Tensor:
         b = self._lift(other)
         if b is NotImplemented:
             return b
-        out = Tensor._make(self._binary(b, "pow", np.power), (a, b), "**")
+        p = self._binary(b, "pow", np.power)
+        out = Tensor._make(p, (a, b), "**")
         if out.requires_grad:
 
             def _backward_t(g: np.ndarray) -> None:
@@ -359,7 +363,7 @@ class Tensor:
                 if a.requires_grad:
                     _accumulate(a, g * b.data * a.data ** (b.data - 1), fresh=True)
                 if b.requires_grad:
-                    _accumulate(b, g * out.data * np.log(a.data), fresh=True)
+                    _accumulate(b, g * p * np.log(a.data), fresh=True)
 
             out._backward = _backward_t
         return out
@@ -422,10 +426,18 @@ class Tensor:
                 # C = A B:  dC/dA = G B^T,  dC/dB = A^T G   (batched over leading axes)
                 A, B = a.data, b.data
                 if A.ndim == 2 and B.ndim == 2:
+                    # each gradient gets its operand's memory layout (B is often W.T, a
+                    # transposed view), so later updates W -= eta * dC/dW stream contiguously
                     if a.requires_grad:
-                        _accumulate(a, np.matmul(g, B.T), fresh=True)
+                        if A.flags.f_contiguous and not A.flags.c_contiguous:
+                            _accumulate(a, np.matmul(B, g.T).T, fresh=True)
+                        else:
+                            _accumulate(a, np.matmul(g, B.T), fresh=True)
                     if b.requires_grad:
-                        _accumulate(b, np.matmul(A.T, g), fresh=True)
+                        if B.flags.f_contiguous and not B.flags.c_contiguous:
+                            _accumulate(b, np.matmul(g.T, A).T, fresh=True)
+                        else:
+                            _accumulate(b, np.matmul(A.T, g), fresh=True)
                     return
                 A2 = A[None, :] if A.ndim == 1 else A
                 B2 = B[:, None] if B.ndim == 1 else B
@@ -530,21 +542,32 @@ class Tensor:
             axes = tuple(axes[0])
         a = self
         nd = a.data.ndim
-        perm = tuple(range(nd))[::-1] if not axes else tuple(ax % nd if nd else ax for ax in axes)
+        if not axes:
+            perm = tuple(range(nd - 1, -1, -1))
+        elif len(axes) == nd and all(-nd <= ax < nd for ax in axes):
+            perm = tuple(ax % nd for ax in axes)
+        else:
+            perm = ()
         if sorted(perm) != list(range(nd)):
             raise ValueError(
                 f"transpose: axes {axes} are not a permutation for shape {a.data.shape}"
             )
         out = Tensor._make(a.data.transpose(perm), (a,), "transpose")
         if out.requires_grad:
-            inverse = tuple(np.argsort(perm))
+            inverse = tuple(perm.index(i) for i in range(nd))
             out._backward = lambda g: _accumulate(a, g.transpose(inverse))
         return out
 
     @property
     def T(self) -> Tensor:
-        """The transpose (all axes reversed)."""
-        return self.transpose()
+        """The transpose (all axes reversed), e.g. W.T in z = a W^T + b."""
+        if self.data.ndim != 2:
+            return self.transpose()
+        a = self
+        out = Tensor._make(a.data.T, (a,), "transpose")
+        if out.requires_grad:
+            out._backward = lambda g: _accumulate(a, g.T)
+        return out
 
     def __getitem__(self, index: Any) -> Tensor:
         """Basic (ints, slices, None, ...) and integer-array indexing.
@@ -577,9 +600,10 @@ class Tensor:
 
     def exp(self) -> Tensor:
         a = self
-        out = Tensor._make(np.exp(a.data), (a,), "exp")
+        e = np.exp(a.data)
+        out = Tensor._make(e, (a,), "exp")
         if out.requires_grad:
-            out._backward = lambda g: _accumulate(a, g * out.data, fresh=True)  # (e^a)' = e^a
+            out._backward = lambda g: _accumulate(a, g * e, fresh=True)  # (e^a)' = e^a
         return out
 
     def log(self) -> Tensor:
@@ -593,11 +617,11 @@ class Tensor:
 
     def tanh(self) -> Tensor:
         a = self
-        out = Tensor._make(np.tanh(a.data), (a,), "tanh")
+        t = np.tanh(a.data)
+        out = Tensor._make(t, (a,), "tanh")
         if out.requires_grad:
 
             def _backward(g: np.ndarray) -> None:  # tanh' = 1 - tanh^2
-                t = out.data
                 _accumulate(a, g * (1 - t * t), fresh=True)
 
             out._backward = _backward
@@ -605,11 +629,11 @@ class Tensor:
 
     def sigmoid(self) -> Tensor:
         a = self
-        out = Tensor._make(_sigmoid(a.data), (a,), "sigmoid")
+        s = _sigmoid(a.data)
+        out = Tensor._make(s, (a,), "sigmoid")
         if out.requires_grad:
 
             def _backward(g: np.ndarray) -> None:  # sigma' = sigma (1 - sigma)
-                s = out.data
                 _accumulate(a, g * s * (1 - s), fresh=True)
 
             out._backward = _backward
@@ -643,11 +667,11 @@ class Tensor:
         a = self
         e = np.exp(a.data - a.data.max(axis=axis, keepdims=True))
         e /= e.sum(axis=axis, keepdims=True)
-        out = Tensor._make(e, (a,), "softmax")
+        s = e
+        out = Tensor._make(s, (a,), "softmax")
         if out.requires_grad:
 
             def _backward(g: np.ndarray) -> None:
-                s = out.data
                 _accumulate(a, s * (g - (g * s).sum(axis=axis, keepdims=True)), fresh=True)
 
             out._backward = _backward
@@ -702,36 +726,52 @@ class Tensor:
             seed = seed.astype(self.data.dtype)  # a copy: the user's array is never modified
 
         # iterative depth-first topological sort (no recursion limit)
+        # Iterative depth-first topological sort (no recursion limit). Leaves are collected
+        # separately; intermediate gradients are reset, as they are recomputed on every call.
         topo: list[Tensor] = []
-        visited: set[int] = set()
-        stack: list[tuple[Tensor, bool]] = [(self, False)]
+        leaves: list[Tensor] = []
+        visited = {self}
+        stack = [self]
         while stack:
-            node, expanded = stack.pop()
-            if expanded:
-                topo.append(node)
-                continue
-            if id(node) in visited:
-                continue
-            visited.add(id(node))
-            stack.append((node, True))
-            node._owns_grad = False
-            if node._prev:
-                node.grad = None  # intermediate: recomputed on every call
-                for child in node._prev:
-                    if child.requires_grad and id(child) not in visited:
-                        stack.append((child, False))
+            node = stack[-1]
+            for child in node._prev:
+                if child.requires_grad and child not in visited:
+                    visited.add(child)
+                    stack.append(child)
+                    break
+            else:  # all children are placed: place the node
+                stack.pop()
+                node._owns_grad = False
+                if node._prev:
+                    node.grad = None
+                    topo.append(node)
+                else:
+                    leaves.append(node)
 
-        check = _state["debug"]
         _accumulate(self, seed, fresh=True)
-        for node in reversed(topo):
-            if node._backward is not None and node.grad is not None:
-                node._backward(node.grad)
-                if check:
+        if _state["debug"]:
+            for node in reversed(topo):
+                if node.grad is not None:
+                    node._backward(node.grad)
                     _check_grads(node)
-        for node in topo:  # leaves must not share (or be read-only views of) other arrays
-            if not node._prev and node.grad is not None and not node._owns_grad:
-                node.grad = np.array(node.grad)
+        else:
+            for node in reversed(topo):
+                if node.grad is not None:
+                    node._backward(node.grad)
+        # A leaf's gradient may be a view of another tensor's gradient (no copy was made on
+        # the way). That is harmless unless it is read-only (np.broadcast_to) or shared with
+        # another leaf's gradient (e.g. both operands of a + b): copy exactly those.
+        owners: set[int] = set()  # the arrays that hold the memory of the loose gradients
+        for node in leaves:
+            g = node.grad
+            if g is None or node._owns_grad:
+                continue
+            owner = id(g if g.base is None else g.base)
+            if not g.flags.writeable or owner in owners:
+                node.grad = g.copy()
                 node._owns_grad = True
+            else:
+                owners.add(owner)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
