@@ -31,6 +31,7 @@ class Value:
     """A scalar in a computation graph, with its adjoint ``grad``."""
 
     __slots__ = ("data", "grad", "_prev", "_local", "_op", "label")
+    __array_ufunc__ = None  # NumPy scalars (op) Value defer to Value's reflected operators
 
     def __init__(
         self,
@@ -81,6 +82,12 @@ class Value:
             )
         if not isinstance(k, (int, float)):
             raise TypeError(f"pow: exponent must be int, float or Value, got {type(k).__name__}")
+        if self.data < 0 and not float(k).is_integer():
+            raise ValueError(f"pow: negative base {self.data} with non-integer exponent {k}")
+        if k == 0:
+            return Value(1.0, (self,), (0.0,), "**0")
+        if self.data == 0 and k < 1:
+            raise ZeroDivisionError(f"pow: base 0 with exponent {k} (derivative is infinite)")
         # d(a^k)/da = k a^(k-1)
         return Value(self.data**k, (self,), (k * self.data ** (k - 1),), f"**{k}")
 
@@ -119,6 +126,8 @@ class Value:
     # -- elementary functions -------------------------------------------------------------
 
     def exp(self) -> Value:
+        if self.data > 709.78:
+            raise OverflowError(f"exp: e^{self.data} overflows a float")
         out = math.exp(self.data)
         return Value(out, (self,), (out,), "exp")  # (e^a)' = e^a
 

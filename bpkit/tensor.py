@@ -114,8 +114,11 @@ def _accumulate(t: Tensor, g: np.ndarray, fresh: bool = False) -> None:
     ``fresh`` says g is a new array nobody else holds, so t may keep it and later add into
     it in place (saving an allocation); otherwise the first addition allocates.
     """
+    if type(g) is not np.ndarray:  # NumPy turns 0-d results into scalars
+        g = np.asarray(g)
+        fresh = True
     if g.shape != t.data.shape:
-        g = _unbroadcast(g, t.data.shape)
+        g = np.asarray(_unbroadcast(g, t.data.shape))
         fresh = True
     if g.dtype != t.data.dtype:
         g = g.astype(t.data.dtype)

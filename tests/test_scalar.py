@@ -176,3 +176,14 @@ def test_errors():
         Value(1.0) / Value(0.0)
     with pytest.raises(TypeError, match="pow"):
         Value(1.0) ** "2"
+
+
+def test_more_errors_and_numpy_scalars():
+    with pytest.raises(ValueError, match="negative base"):
+        Value(-2.0) ** 0.5
+    with pytest.raises(OverflowError, match="exp"):
+        Value(1000.0).exp()
+    assert (Value(-2.0) ** 2).data == 4.0 and (Value(0.0) ** 0).data == 1.0
+    v = Value(3.0)
+    out = np.float32(2.0) * v + np.float64(1.0)  # NumPy scalars defer to Value
+    assert isinstance(out, Value) and out.data == 7.0
