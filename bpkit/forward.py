@@ -1,16 +1,17 @@
 """Forward mode: dual numbers carry a tangent along with every value.
 
-A :class:`Dual` holds ``primal`` (the value x) and ``tangent`` (the directional derivative
-dx = J v along a chosen direction v). Each operation applies its derivative *forwards*:
+A :class:`bpkit.forward.Dual` holds ``primal`` (the value x) and ``tangent`` (the
+directional derivative dx = J v along a chosen direction v). Each operation applies its
+derivative *forwards*:
 
     d(a + b) = da + db,   d(ab) = da b + a db,   d(f(a)) = f'(a) da,   d(AB) = dA B + A dB.
 
 One forward pass gives one Jacobian-vector product J v; a full gradient of a function of n
 inputs needs n passes, where reverse mode (:class:`bpkit.Tensor`) needs one.
 
-:class:`Dual` implements the operators and methods of :class:`bpkit.Tensor` (and the
+:class:`bpkit.forward.Dual` implements the operators and methods of :class:`bpkit.Tensor` (and the
 ``bpkit.functional`` functions dispatch to them), so a function written with them runs
-under both :func:`bpkit.grad` and :func:`jvp`. Tensors and arrays met inside such a
+under both :func:`bpkit.grad` and :func:`bpkit.jvp`. Tensors and arrays met inside such a
 function are constants (zero tangent).
 """
 

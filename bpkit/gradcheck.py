@@ -27,7 +27,8 @@ __all__ = ["gradcheck", "GradcheckReport"]
 
 @dataclass
 class GradcheckReport:
-    """Result of :func:`gradcheck`: ``ok`` and the worst entry (which input, which index)."""
+    """Result of :func:`bpkit.gradcheck`: ``ok`` and the worst entry (which input, which
+    index)."""
 
     ok: bool
     max_rel_error: float  # |a - n| / max(|a|, |n|) at the worst entry (0 if both are 0)
@@ -73,7 +74,7 @@ def gradcheck(
     """Compare the reverse-mode gradient of f at ``inputs`` with central differences.
 
     Every input (array-like or Tensor) is converted to float64 and differentiated. Returns a
-    :class:`GradcheckReport`; ``report.ok`` is True when every entry agrees within
+    :class:`bpkit.gradcheck.GradcheckReport`; ``report.ok`` is True when every entry agrees within
     ``atol + rtol * max(|analytic|, |numeric|)``.
     """
     if not inputs:

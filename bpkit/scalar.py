@@ -1,7 +1,7 @@
 """Scalar reverse mode: the per-neuron view of backpropagation.
 
-A :class:`Value` holds one number ``data``, its adjoint ``grad`` = dC/d(data) once
-:meth:`Value.backward` has run on the loss C, the children it was computed from
+A :class:`bpkit.Value` holds one number ``data``, its adjoint ``grad`` = dC/d(data) once
+:meth:`bpkit.Value.backward` has run on the loss C, the children it was computed from
 (``_prev``), the name of the operation (``_op``) and an optional ``label``.
 
 Every operation computes its result *and* its local partial derivatives
@@ -13,7 +13,7 @@ is then one loop over the nodes in reverse topological order, applying the chain
 for every edge. Fan-out needs no special case: a node used twice receives two
 contributions and ``+=`` sums them.
 
-:meth:`Value.dot` builds a neuron's weighted input z = sum_k w_k x_k + b as one n-ary node
+:meth:`bpkit.Value.dot` builds a neuron's weighted input z = sum_k w_k x_k + b as one n-ary node
 (local derivatives dz/dw_k = x_k, dz/dx_k = w_k, dz/db = 1) instead of 2n binary nodes.
 """
 

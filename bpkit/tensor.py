@@ -1,6 +1,6 @@
 """Array reverse mode on NumPy: the matrix view of backpropagation.
 
-A :class:`Tensor` wraps a floating NumPy array ``data`` (float32 or float64). An operation
+A :class:`bpkit.Tensor` wraps a floating NumPy array ``data`` (float32 or float64). An operation
 on tensors that require gradients records its inputs (``_prev``), its name (``_op``) and a
 ``_backward`` closure: given g = dC/d(out), it adds each input's share dC/d(input) to
 ``input.grad`` (vector-Jacobian products). Each rule sits next to its forward computation.
