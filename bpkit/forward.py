@@ -221,9 +221,7 @@ class Dual:
         return Dual._new(p, p * self.tangent)
 
     def log(self) -> Dual:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            p = np.log(self.primal)
-        return Dual._new(p, self.tangent / self.primal)
+        return Dual._new(np.log(self.primal), self.tangent / self.primal)
 
     def tanh(self) -> Dual:
         p = np.tanh(self.primal)

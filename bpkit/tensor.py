@@ -147,7 +147,14 @@ def _as_data(x: ArrayLike, like: np.ndarray | None = None) -> np.ndarray:
 
 
 class Tensor:
-    """An array in a computation graph, with its adjoint ``grad`` = dC/d(data)."""
+    """An array in a computation graph, with its adjoint ``grad`` = dC/d(data).
+
+    ``data`` is any array-like. Floating data keeps its dtype (float32 or float64); integer
+    and boolean data become float64, except that a tensor created with
+    ``requires_grad=True`` must be given floating data (a TypeError names the dtype).
+    ``grad`` is None until :meth:`backward` reaches the tensor, then an ndarray of the
+    tensor's shape and dtype. ``label`` is an optional name for drawings.
+    """
 
     __slots__ = (
         "data",
@@ -405,6 +412,7 @@ class Tensor:
     # -- matrix product -------------------------------------------------------------------
 
     def __matmul__(self, other: Any) -> Tensor:
+        """Matrix product a @ b with NumPy's rules (1-D operands, batched leading axes)."""
         other = self._lift(other)
         if other is NotImplemented:
             return other
@@ -602,6 +610,7 @@ class Tensor:
     # -- elementary functions -------------------------------------------------------------
 
     def exp(self) -> Tensor:
+        """e^a elementwise; derivative e^a."""
         a = self
         e = np.exp(a.data)
         out = Tensor._make(e, (a,), "exp")
@@ -610,15 +619,15 @@ class Tensor:
         return out
 
     def log(self) -> Tensor:
+        """Natural logarithm elementwise; derivative 1/a."""
         a = self
-        with np.errstate(divide="ignore", invalid="ignore"):
-            data = np.log(a.data)
-        out = Tensor._make(data, (a,), "log")
+        out = Tensor._make(np.log(a.data), (a,), "log")
         if out.requires_grad:
             out._backward = lambda g: _accumulate(a, g / a.data, fresh=True)  # (log a)' = 1/a
         return out
 
     def tanh(self) -> Tensor:
+        """tanh(a) elementwise; derivative 1 - tanh(a)^2."""
         a = self
         t = np.tanh(a.data)
         out = Tensor._make(t, (a,), "tanh")
@@ -631,6 +640,8 @@ class Tensor:
         return out
 
     def sigmoid(self) -> Tensor:
+        """The logistic function sigma(a) = 1/(1+e^{-a}), stable for large |a|; derivative
+        sigma(a) (1 - sigma(a))."""
         a = self
         s = _sigmoid(a.data)
         out = Tensor._make(s, (a,), "sigmoid")
@@ -643,6 +654,7 @@ class Tensor:
         return out
 
     def relu(self) -> Tensor:
+        """max(a, 0) elementwise; derivative 1 where a > 0, else 0 (also at the kink)."""
         a = self
         out = Tensor._make(np.maximum(a.data, 0), (a,), "relu")
         if out.requires_grad:
