@@ -20,7 +20,7 @@ import time
 # Thread count must be fixed before NumPy (and its BLAS) is imported.
 _parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 _parser.add_argument("--threads", type=int, default=1, help="BLAS/torch/XLA threads (1)")
-_parser.add_argument("--rounds", type=int, default=60, help="interleaved rounds, main net")
+_parser.add_argument("--rounds", type=int, default=100, help="interleaved rounds, main net")
 _parser.add_argument("--quick", action="store_true", help="fewer rounds, smaller sweep")
 ARGS = _parser.parse_args()
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -229,23 +229,42 @@ def make_jax(params, x, y):
 # -- timing -------------------------------------------------------------------------------
 
 
-def interleaved(fns: dict[str, object], rounds: int, warmup: int = 3) -> dict[str, float]:
-    """Median seconds per call of each function, measured round-robin.
-
-    The cyclic garbage collector stays on during a call (an engine whose graphs are
-    reference cycles pays for collecting them) but runs untimed between calls."""
+def interleaved(
+    fns: dict[str, object], rounds: int, warmup: int = 3, collect: bool = False, inner: int = 3
+) -> dict[str, list[float]]:
+    """Seconds per call of each function, measured round-robin: in every round each
+    function runs ``inner`` times back to back and the fastest of those counts (a call that
+    the OS pre-empted is not kept), in an order rotated from round to round. ``collect``
+    runs the cyclic garbage collector, untimed, before each call (it stays on during the
+    call, so an engine whose graphs are reference cycles pays to collect its garbage)."""
     for f in fns.values():
         for _ in range(warmup):
             f()
     times: dict[str, list[float]] = {k: [] for k in fns}
+    items = list(fns.items())
     clock = time.perf_counter
-    for _ in range(rounds):
-        for k, f in fns.items():
-            gc.collect()  # untimed: garbage left by the previous call is not charged to this one
-            t0 = clock()
-            f()
-            times[k].append(clock() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
+    for r in range(rounds):
+        order = items[r % len(items) :] + items[: r % len(items)]
+        for k, f in order:
+            best = float("inf")
+            for _ in range(inner):
+                if collect:
+                    gc.collect()
+                t0 = clock()
+                f()
+                best = min(best, clock() - t0)
+            times[k].append(best)
+    return times
+
+
+def median(times: dict[str, list[float]], k: str) -> float:
+    return statistics.median(times[k])
+
+
+def ratio(times: dict[str, list[float]], a: str, b: str) -> float:
+    """Median over rounds of time(a) / time(b): the calls of one round ran close together, under
+    the same machine load, so this is steadier than a ratio of medians."""
+    return statistics.median(x / y for x, y in zip(times[a], times[b], strict=True))
 
 
 def available_makers() -> dict[str, object]:
@@ -261,7 +280,7 @@ def available_makers() -> dict[str, object]:
     return makers
 
 
-def measure_net(sizes: list[int], rounds: int, makers: dict) -> dict[str, float]:
+def measure_net(sizes: list[int], rounds: int, makers: dict) -> dict[str, list[float]]:
     """Median seconds of '<impl> step' for every implementation, and of '<impl> fwd' and
     '<impl> fwd+bwd' for bpkit and the NumPy reference."""
     params = init_params(sizes)
@@ -285,37 +304,38 @@ def main_table(makers: dict) -> None:
     sizes = [784, 256, 256, 10]
     print(
         f"\n== MLP {'-'.join(map(str, sizes))}, ReLU, softmax cross-entropy, batch 128, "
-        f"float32, one SGD step; {ARGS.threads} thread(s), median of {ARGS.rounds} =="
+        f"float32, one SGD step; {ARGS.threads} thread(s); {ARGS.rounds} rounds: medians of "
+        f"times and of per-round ratios =="
     )
     makers = dict(makers)
     if make_bpkit_nn(init_params(sizes), *make_data(784, 10)) is not None:
         makers["bpkit.nn.MLP"] = make_bpkit_nn
     t = measure_net(sizes, ARGS.rounds, makers)
-    b = t["bpkit step"]
     goals = {
         "numpy (delta rule)": ("bpkit <= 1.10x numpy", 1.10),
         "torch eager": ("bpkit <= 1.00x torch", 1.00),
         "jax.jit": ("bpkit <= 1.10x jax", 1.10),
     }
     print(f"{'implementation':22s} {'ms/step':>9s} {'bpkit / it':>11s}  goal")
-    for k, v in t.items():
+    for k in t:
         if not k.endswith(" step"):
             continue
         name = k[: -len(" step")]
+        r = ratio(t, "bpkit step", k)
         goal, limit = goals.get(name, ("", None))
-        verdict = "" if limit is None else ("met" if b / v <= limit else "NOT met")
-        print(f"{name:22s} {fmt_ms(v)} {b / v:10.2f}x  {goal} {verdict}")
-    fb = t["bpkit fwd+bwd"] / t["bpkit fwd"]
-    fn = t["numpy (delta rule) fwd+bwd"] / t["numpy (delta rule) fwd"]
+        verdict = "" if limit is None else ("met" if r <= limit else "NOT met")
+        print(f"{name:22s} {fmt_ms(median(t, k))} {r:10.2f}x  {goal} {verdict}")
+    fb = ratio(t, "bpkit fwd+bwd", "bpkit fwd")
+    fn = ratio(t, "numpy (delta rule) fwd+bwd", "numpy (delta rule) fwd")
     print(
-        f"bpkit forward {fmt_ms(t['bpkit fwd'])} ms, forward+backward "
-        f"{fmt_ms(t['bpkit fwd+bwd'])} ms: (forward+backward)/forward = {fb:.2f} "
+        f"bpkit forward {fmt_ms(median(t, 'bpkit fwd'))} ms, forward+backward "
+        f"{fmt_ms(median(t, 'bpkit fwd+bwd'))} ms: (forward+backward)/forward = {fb:.2f} "
         f"(goal <= 3.0: {'met' if fb <= 3.0 else 'NOT met'}); the NumPy reference's: {fn:.2f}"
     )
 
 
 def sweep(makers: dict) -> None:
-    rounds = max(5, ARGS.rounds // 4)
+    rounds = max(10, ARGS.rounds // 3)
     widths = [64, 256, 1024] if ARGS.quick else [64, 256, 1024, 2048]
     depths = [2, 4, 8] if ARGS.quick else [2, 4, 8, 16]
     configs = [(f"784-{w}-{w}-10", [784, w, w, 10]) for w in widths]
@@ -329,13 +349,12 @@ def sweep(makers: dict) -> None:
     head = f"{'net':18s} {'bpkit ms':>9s} " + " ".join(f"{'/' + short[n]:>8s}" for n in names)
     print(head + f" {'(f+b)/f':>8s} {'numpy (f+b)/f':>14s}")
     for label, sizes in configs:
-        r = rounds if sizes[1] < 2048 else max(5, rounds // 3)
+        r = rounds if sizes[1] < 2048 else max(5, rounds // 4)
         t = measure_net(sizes, r, makers)
-        b = t["bpkit step"]
-        cells = " ".join(f"{b / t[n + ' step']:7.2f}x" for n in names)
-        fb = t["bpkit fwd+bwd"] / t["bpkit fwd"]
-        fn = t["numpy (delta rule) fwd+bwd"] / t["numpy (delta rule) fwd"]
-        print(f"{label:18s} {fmt_ms(b)} {cells} {fb:8.2f} {fn:14.2f}")
+        cells = " ".join(f"{ratio(t, 'bpkit step', n + ' step'):7.2f}x" for n in names)
+        fb = ratio(t, "bpkit fwd+bwd", "bpkit fwd")
+        fn = ratio(t, "numpy (delta rule) fwd+bwd", "numpy (delta rule) fwd")
+        print(f"{label:18s} {fmt_ms(median(t, 'bpkit step'))} {cells} {fb:8.2f} {fn:14.2f}")
 
 
 # -- scalar engines: bpkit.Value vs micrograd 0.1.0 --------------------------------------
@@ -397,20 +416,19 @@ def scalar_table() -> None:
     except ImportError:
         print("  (micrograd not installed, skipped: pip install micrograd==0.1.0)")
     rounds = 5 if ARGS.quick else 15
-    t = interleaved(fns, rounds, warmup=1)
+    t = interleaved(fns, rounds, warmup=1, collect=True, inner=1)
     print(
         f"\n== scalar engines: 2-16-16-1 ReLU MLP, MSE over 100 points, one SGD step, "
         f"median of {rounds} =="
     )
-    micro = t.get("micrograd 0.1.0")
-    for k, v in t.items():
+    for k in t:
         extra = ""
-        if micro is not None and k != "micrograd 0.1.0":
-            speed = micro / v
+        if "micrograd 0.1.0" in t and k != "micrograd 0.1.0":
+            speed = ratio(t, "micrograd 0.1.0", k)
             extra = f"  {speed:5.2f}x faster than micrograd (goal >= 3x: " + (
                 "met)" if speed >= 3 else "NOT met)"
             )
-        print(f"{k:26s} {fmt_ms(v)} ms{extra}")
+        print(f"{k:26s} {fmt_ms(median(t, k))} ms{extra}")
 
 
 def main() -> None:
