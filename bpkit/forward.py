@@ -33,7 +33,7 @@ def _split(x: Any, like: np.ndarray) -> tuple[Any, np.ndarray | None]:
         return x.primal, x.tangent
     if isinstance(x, Tensor):
         return x.data, None
-    if isinstance(x, (int, float)) and not isinstance(x, bool):
+    if type(x) in (float, int, bool):  # Python numbers are "weak", as in NumPy
         return np.asarray(x, dtype=like.dtype), None
     arr = np.asarray(x)
     return (arr if arr.dtype.kind == "f" else arr.astype(np.float64)), None

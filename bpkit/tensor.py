@@ -135,7 +135,7 @@ def _accumulate(t: Tensor, g: np.ndarray, fresh: bool = False) -> None:
 
 def _as_data(x: ArrayLike, like: np.ndarray | None = None) -> np.ndarray:
     """Convert a constant operand to an array; Python numbers take the dtype of ``like``."""
-    if isinstance(x, (int, float)) and not isinstance(x, bool) and like is not None:
+    if type(x) in (float, int, bool) and like is not None:  # weak, as in NumPy
         return np.asarray(x, dtype=like.dtype)
     arr = np.asarray(x)
     if arr.dtype.kind != "f":

@@ -380,3 +380,11 @@ def test_item_shape_repr():
     t = Tensor(np.float32(2.5))
     assert t.item() == 2.5 and t.shape == () and "dtype=float32" in repr(t)
     assert "requires_grad=True" in repr(Tensor([1.0], requires_grad=True))
+
+
+def test_python_numbers_are_weak_numpy_scalars_are_not():
+    t = Tensor(np.ones(2, np.float32))
+    assert (t * 2.0).dtype == np.float32 and (3 - t).dtype == np.float32
+    assert (2.0**t).dtype == np.float32 and (t**2.5).dtype == np.float32
+    ref = (np.ones(2, np.float32) * np.float64(2.0)).dtype  # NumPy's own promotion
+    assert (t * np.float64(2.0)).dtype == ref
