@@ -1,0 +1,512 @@
+"""Layers and networks on :class:`bpkit.Tensor`.
+
+A network maps a batch of row vectors a^0 = x (shape (N, n_0)) through layers
+z^l = W^l a^{l-1} + b^l, a^l = f^l(z^l); for a batch this is ``z = a @ W.T + b``, so the
+weight matrix ``W`` of a layer has shape (n_out, n_in) and entry ``W[j, k]`` = w^l_{jk} is
+the weight from node k of layer l-1 to node j of layer l.
+
+- :class:`Module`: ``parameters()``, ``zero_grad()``, ``state_dict()``/``load_state_dict()``,
+  ``save(path)``/``load(path)`` (``.npz``, no pickle);
+- :class:`Linear`, :class:`MLP`, :class:`Sequential`, :class:`Flatten`, the activations
+  :class:`ReLU`, :class:`Tanh`, :class:`Sigmoid`;
+- :class:`Conv2d` (NCHW, by :func:`im2col`), :class:`AvgPool2d`, :class:`MaxPool2d`.
+
+Initialisation is named and seeded (``seed`` is an int, a ``np.random.Generator``, or None
+for fresh entropy):
+
+- ``"he"`` (He et al. 2015, for ReLU-like f): w ~ N(0, 2 / n_in);
+- ``"xavier"`` (Glorot & Bengio 2010, for tanh and sigmoid): w ~ U(-r, r) with
+  r = sqrt(6 / (n_in + n_out));
+- ``"uniform"`` (Rumelhart, Hinton & Williams 1986): w and b ~ U(-r, r), r = ``scale``
+  (0.3 by default).
+
+For "he" and "xavier" ``scale`` (default 1) multiplies the weights and biases start at 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import functional as F
+from .tensor import Tensor, _accumulate
+
+__all__ = [
+    "Module",
+    "Linear",
+    "MLP",
+    "Sequential",
+    "Flatten",
+    "ReLU",
+    "Tanh",
+    "Sigmoid",
+    "Conv2d",
+    "AvgPool2d",
+    "MaxPool2d",
+    "im2col",
+]
+
+Seed = int | np.random.Generator | None
+
+_ACTIVATIONS: dict[str, Callable[[Any], Any]] = {
+    "relu": F.relu,
+    "tanh": F.tanh,
+    "sigmoid": F.sigmoid,
+    "swish": F.swish,
+    "mish": F.mish,
+}
+
+
+# -- Module -------------------------------------------------------------------------------
+
+
+class Module:
+    """Base class: a callable (``m(x)`` runs ``m.forward(x)``) holding parameter Tensors.
+
+    Parameters are found by walking the attributes in the order they were set: a Tensor
+    with ``requires_grad=True``, a sub-Module, or a list/tuple of Modules. Their names
+    (``"layers.0.W"``) are the keys of :meth:`state_dict` and of the saved ``.npz`` file.
+    """
+
+    def forward(self, *args: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must define forward()")
+
+    def __call__(self, *args: Any) -> Any:
+        return self.forward(*args)
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
+        """(name, Tensor) for every parameter, in a fixed order (W before b, layer by layer)."""
+        for name, value in vars(self).items():
+            if isinstance(value, Tensor) and value.requires_grad:
+                yield prefix + name, value
+            elif isinstance(value, Module):
+                yield from value.named_parameters(f"{prefix}{name}.")
+            elif isinstance(value, (list, tuple)):
+                for i, item in enumerate(value):
+                    if isinstance(item, Module):
+                        yield from item.named_parameters(f"{prefix}{name}.{i}.")
+
+    def parameters(self) -> list[Tensor]:
+        """The parameter Tensors (leaves of the graph), e.g. [W^1, b^1, W^2, b^2, ...]."""
+        return [p for _, p in self.named_parameters()]
+
+    def zero_grad(self) -> None:
+        """Forget the gradients (``p.grad = None``) before the next backward pass."""
+        for p in self.parameters():
+            p.grad = None
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """A copy of every parameter's array, by name."""
+        return {name: p.data.copy() for name, p in self.named_parameters()}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Copy arrays into the parameters in place (optimisers keep their references).
+
+        The names must be exactly this module's parameter names and each shape must match;
+        otherwise a ValueError lists what differs. Values are cast to the parameter's dtype.
+        """
+        params = dict(self.named_parameters())
+        missing = sorted(set(params) - set(state))
+        unexpected = sorted(set(state) - set(params))
+        if missing or unexpected:
+            raise ValueError(
+                f"load_state_dict: parameter names differ; missing {missing}, "
+                f"unexpected {unexpected}"
+            )
+        bad = [
+            f"{n}: expected {params[n].shape}, got {np.shape(state[n])}"
+            for n in params
+            if np.shape(state[n]) != params[n].shape
+        ]
+        if bad:
+            raise ValueError("load_state_dict: shape mismatch: " + "; ".join(bad))
+        for n, p in params.items():
+            p.data[...] = state[n]
+
+    def save(self, path: str | Path) -> None:
+        """Write the parameters to an ``.npz`` file (``np.savez``; no pickle)."""
+        np.savez(path, **self.state_dict())
+
+    def load(self, path: str | Path) -> None:
+        """Read parameters written by :meth:`save` (``allow_pickle=False``)."""
+        with np.load(path, allow_pickle=False) as f:
+            self.load_state_dict({k: f[k] for k in f.files})
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def _rng(seed: Seed) -> np.random.Generator:
+    if isinstance(seed, np.random.Generator):
+        return seed
+    return np.random.default_rng(seed)
+
+
+def _float_dtype(dtype: Any, who: str) -> np.dtype:
+    dt = np.dtype(dtype)
+    if dt not in (np.float32, np.float64):
+        raise TypeError(f"{who}: dtype must be float32 or float64, got {dt}")
+    return dt
+
+
+def _init(
+    shape: tuple[int, ...],
+    fan_in: int,
+    fan_out: int,
+    init: str,
+    scale: float | None,
+    rng: np.random.Generator,
+    who: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Initial weights of ``shape`` and biases of shape (shape[0],), both float64."""
+    n_out = shape[0]
+    if init == "he":
+        W = rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)
+        b = np.zeros(n_out)
+    elif init == "xavier":
+        r = np.sqrt(6.0 / (fan_in + fan_out))
+        W = rng.uniform(-r, r, shape)
+        b = np.zeros(n_out)
+    elif init == "uniform":
+        r = 0.3 if scale is None else scale
+        return rng.uniform(-r, r, shape), rng.uniform(-r, r, n_out)
+    else:
+        raise ValueError(f"{who}: unknown init {init!r}; use 'he', 'xavier' or 'uniform'")
+    if scale is not None:
+        W = W * scale
+    return W, b
+
+
+def _as_input(x: Any, dtype: np.dtype, who: str) -> Tensor:
+    """Arrays become constant Tensors of the layer's dtype; a Tensor must already have it."""
+    if not isinstance(x, Tensor):
+        return Tensor(np.asarray(x, dtype=dtype))
+    if x.dtype != dtype:
+        raise TypeError(
+            f"{who}: input has dtype {x.dtype} but the parameters are {dtype}; "
+            f"convert the input (e.g. Tensor(x.data.astype(np.{dtype})))"
+        )
+    return x
+
+
+# -- fully connected ----------------------------------------------------------------------
+
+
+class Linear(Module):
+    """Affine layer z^l = W^l a^{l-1} + b^l; for a batch of rows ``z = a @ W.T + b``.
+
+    ``W`` has shape (n_out, n_in) (``W[j, k]`` = w^l_{jk}), ``b`` shape (n_out,).
+    """
+
+    def __init__(
+        self,
+        n_in: int,
+        n_out: int,
+        bias: bool = True,
+        init: str = "he",
+        scale: float | None = None,
+        seed: Seed = None,
+        dtype: Any = np.float64,
+    ) -> None:
+        if n_in < 1 or n_out < 1:
+            raise ValueError(f"Linear: sizes must be positive, got n_in={n_in}, n_out={n_out}")
+        dt = _float_dtype(dtype, "Linear")
+        W, b = _init((n_out, n_in), n_in, n_out, init, scale, _rng(seed), "Linear")
+        self.n_in, self.n_out, self.init = n_in, n_out, init
+        self.W = Tensor(W.astype(dt), requires_grad=True, label="W")
+        self.b = Tensor(b.astype(dt), requires_grad=True, label="b") if bias else None
+
+    def forward(self, a: Any) -> Tensor:
+        a = _as_input(a, self.W.dtype, "Linear")
+        if a.shape[-1:] != (self.n_in,):
+            raise ValueError(f"Linear: input of shape {a.shape} does not end in n_in = {self.n_in}")
+        z = a @ self.W.T
+        return z + self.b if self.b is not None else z
+
+    def __repr__(self) -> str:
+        return f"Linear({self.n_in}, {self.n_out}, bias={self.b is not None}, init={self.init!r})"
+
+
+class _Activation(Module):
+    f: Callable[[Any], Any]
+
+    def forward(self, z: Any) -> Any:
+        return type(self).f(z)
+
+
+class ReLU(_Activation):
+    """a = max(z, 0) elementwise."""
+
+    f = staticmethod(F.relu)
+
+
+class Tanh(_Activation):
+    """a = tanh(z) elementwise."""
+
+    f = staticmethod(F.tanh)
+
+
+class Sigmoid(_Activation):
+    """a = sigma(z) = 1 / (1 + e^{-z}) elementwise."""
+
+    f = staticmethod(F.sigmoid)
+
+
+class Flatten(Module):
+    """Reshape (N, d_1, d_2, ...) to (N, d_1 d_2 ...), keeping the batch axis."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.reshape(x.shape[0], -1)
+
+
+class Sequential(Module):
+    """Apply modules one after the other: ``Sequential(m1, m2)(x) = m2(m1(x))``."""
+
+    def __init__(self, *modules: Module) -> None:
+        for m in modules:
+            if not isinstance(m, Module):
+                raise TypeError(f"Sequential: expected Modules, got {type(m).__name__}")
+        self.layers = list(modules)
+
+    def forward(self, x: Any) -> Any:
+        for m in self.layers:
+            x = m(x)
+        return x
+
+    def __getitem__(self, i: int) -> Module:
+        return self.layers[i]
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __repr__(self) -> str:
+        inner = ",\n  ".join(repr(m) for m in self.layers)
+        return f"Sequential(\n  {inner}\n)"
+
+
+def _activation(f: str | Callable | None, who: str) -> Callable[[Any], Any] | None:
+    if f is None or callable(f):
+        return f
+    if f not in _ACTIVATIONS:
+        raise ValueError(
+            f"{who}: unknown activation {f!r}; use one of {sorted(_ACTIVATIONS)} or a callable"
+        )
+    return _ACTIVATIONS[f]
+
+
+class MLP(Module):
+    """Fully connected network with ``sizes = [n_0, n_1, ..., n_L]``.
+
+    a^0 = x, z^l = W^l a^{l-1} + b^l, a^l = f(z^l) for l < L and a^L = f^L(z^L), where f^L
+    is ``output_activation`` (None: the identity, a linear output layer). ``init`` defaults
+    to "he" for relu/swish/mish and "xavier" otherwise. Layer l is ``layers[l - 1]``, a
+    :class:`Linear`; ``parameters()`` is [W^1, b^1, ..., W^L, b^L].
+    """
+
+    def __init__(
+        self,
+        sizes: list[int],
+        activation: str | Callable = "relu",
+        output_activation: str | Callable | None = None,
+        init: str | None = None,
+        scale: float | None = None,
+        seed: Seed = 0,
+        dtype: Any = np.float64,
+    ) -> None:
+        if len(sizes) < 2:
+            raise ValueError(f"MLP: sizes needs at least an input and an output size, got {sizes}")
+        self.sizes = list(sizes)
+        self.f = _activation(activation, "MLP")
+        self.f_out = _activation(output_activation, "MLP")
+        if init is None:
+            init = "he" if activation in ("relu", "swish", "mish") else "xavier"
+        rng = _rng(seed)
+        self.layers = [
+            Linear(n_in, n_out, init=init, scale=scale, seed=rng, dtype=dtype)
+            for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True)
+        ]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.layers[0].W.dtype
+
+    def forward(self, x: Any) -> Tensor:
+        a = x
+        L = len(self.layers)
+        for l, layer in enumerate(self.layers, start=1):  # noqa: E741  (layer index l)
+            z = layer(a)
+            f = self.f if l < L else self.f_out
+            a = f(z) if f is not None else z
+        return a
+
+    def __repr__(self) -> str:
+        return f"MLP({self.sizes}, dtype={self.dtype})"
+
+
+# -- convolution --------------------------------------------------------------------------
+
+
+def _pair(k: int | tuple[int, int], name: str) -> tuple[int, int]:
+    kk = (k, k) if isinstance(k, (int, np.integer)) else tuple(k)
+    if len(kk) != 2 or any(int(v) != v or v < 0 for v in kk):
+        raise ValueError(f"Conv2d: {name} must be an int or a pair of ints >= 0, got {k!r}")
+    return int(kk[0]), int(kk[1])
+
+
+def _out_size(n: int, k: int, s: int, p: int, who: str, axis: str) -> int:
+    if n + 2 * p < k:
+        raise ValueError(f"{who}: kernel {k} is larger than the padded input {axis} {n + 2 * p}")
+    return (n + 2 * p - k) // s + 1
+
+
+def im2col(
+    x: Tensor,
+    kernel_size: int | tuple[int, int],
+    stride: int | tuple[int, int] = 1,
+    padding: int | tuple[int, int] = 0,
+) -> Tensor:
+    """Unfold the patches of an NCHW tensor into rows: shape (N * H' * W', C * kh * kw).
+
+    Row (n, i, j) holds the input patch that the kernel sees at output position (i, j),
+    ordered (c, u, v) like the weights (C, kh, kw) of :class:`Conv2d`, so a convolution is
+    one matrix product ``im2col(x) @ W.reshape(K, -1).T``. Output size
+    H' = (H + 2p - kh) // s + 1 (likewise W').
+
+    Backward (col2im): each patch entry's gradient is added back to the input pixel it was
+    copied from; a pixel covered by several patches receives the sum.
+    """
+    if not isinstance(x, Tensor):
+        x = Tensor(x)
+    if x.ndim != 4:
+        raise ValueError(f"im2col: input must be NCHW (4-D), got shape {x.shape}")
+    kh, kw = _pair(kernel_size, "kernel_size")
+    sh, sw = _pair(stride, "stride")
+    ph, pw = _pair(padding, "padding")
+    if kh < 1 or kw < 1 or sh < 1 or sw < 1:
+        raise ValueError(f"im2col: kernel_size and stride must be >= 1, got {kernel_size} {stride}")
+    N, C, H, W = x.shape
+    Ho = _out_size(H, kh, sh, ph, "im2col", "height")
+    Wo = _out_size(W, kw, sw, pw, "im2col", "width")
+    xp = np.pad(x.data, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x.data
+    # patches[n, c, u, v, i, j] = xp[n, c, i*sh + u, j*sw + v]: one strided slice per offset
+    patches = np.empty((N, C, kh, kw, Ho, Wo), dtype=x.dtype)
+    for u in range(kh):
+        for v in range(kw):
+            patches[:, :, u, v] = xp[:, :, u : u + sh * Ho : sh, v : v + sw * Wo : sw]
+    cols = patches.transpose(0, 4, 5, 1, 2, 3).reshape(N * Ho * Wo, C * kh * kw)
+    out = Tensor._make(cols, (x,), "im2col")
+    if out.requires_grad:
+
+        def _backward(g: np.ndarray) -> None:  # col2im: scatter-add each patch entry back
+            gp = g.reshape(N, Ho, Wo, C, kh, kw).transpose(0, 3, 4, 5, 1, 2)
+            gx = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=x.dtype)
+            for u in range(kh):
+                for v in range(kw):
+                    gx[:, :, u : u + sh * Ho : sh, v : v + sw * Wo : sw] += gp[:, :, u, v]
+            _accumulate(x, gx[:, :, ph : ph + H, pw : pw + W], fresh=True)
+
+        out._backward = _backward
+    return out
+
+
+class Conv2d(Module):
+    """2-D convolution (cross-correlation, as in deep-learning libraries) on NCHW input.
+
+    out[n, k, i, j] = b_k + sum_{c,u,v} W[k, c, u, v] x_pad[n, c, i*s + u, j*s + v],
+    computed as ``im2col(x) @ W.reshape(K, -1).T + b``. ``W`` has shape
+    (out_channels, in_channels, kh, kw), ``b`` shape (out_channels,); fan-in C kh kw.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 0,
+        bias: bool = True,
+        init: str = "he",
+        scale: float | None = None,
+        seed: Seed = None,
+        dtype: Any = np.float64,
+    ) -> None:
+        if in_channels < 1 or out_channels < 1:
+            raise ValueError(
+                f"Conv2d: channels must be positive, got {in_channels} -> {out_channels}"
+            )
+        dt = _float_dtype(dtype, "Conv2d")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.stride = _pair(stride, "stride")
+        self.padding = _pair(padding, "padding")
+        kh, kw = self.kernel_size
+        fan_in, fan_out = in_channels * kh * kw, out_channels * kh * kw
+        W, b = _init(
+            (out_channels, in_channels, kh, kw), fan_in, fan_out, init, scale, _rng(seed), "Conv2d"
+        )
+        self.W = Tensor(W.astype(dt), requires_grad=True, label="W")
+        self.b = Tensor(b.astype(dt), requires_grad=True, label="b") if bias else None
+
+    def forward(self, x: Any) -> Tensor:
+        x = _as_input(x, self.W.dtype, "Conv2d")
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"Conv2d: expected input (N, {self.in_channels}, H, W), got shape {x.shape}"
+            )
+        N, _, H, W = x.shape
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        Ho = _out_size(H, kh, sh, ph, "Conv2d", "height")
+        Wo = _out_size(W, kw, sw, pw, "Conv2d", "width")
+        cols = im2col(x, self.kernel_size, self.stride, self.padding)
+        z = cols @ self.W.reshape(self.out_channels, -1).T  # (N Ho Wo, K)
+        if self.b is not None:
+            z = z + self.b
+        return z.reshape(N, Ho, Wo, self.out_channels).transpose(0, 3, 1, 2)
+
+    def __repr__(self) -> str:
+        return (
+            f"Conv2d({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding})"
+        )
+
+
+class _Pool2d(Module):
+    def __init__(self, kernel_size: int | tuple[int, int], stride: int | None = None) -> None:
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.stride = self.kernel_size if stride is None else _pair(stride, "stride")
+
+    def _windows(self, x: Any) -> tuple[Tensor, tuple[int, int, int, int]]:
+        """(N C H' W', kh kw) rows, one per window of one channel."""
+        if not isinstance(x, Tensor):
+            x = Tensor(x)
+        if x.ndim != 4:
+            raise ValueError(f"{type(self).__name__}: input must be NCHW, got shape {x.shape}")
+        N, C, H, W = x.shape
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        Ho = _out_size(H, kh, sh, 0, type(self).__name__, "height")
+        Wo = _out_size(W, kw, sw, 0, type(self).__name__, "width")
+        cols = im2col(x.reshape(N * C, 1, H, W), self.kernel_size, self.stride)
+        return cols, (N, C, Ho, Wo)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(kernel_size={self.kernel_size}, stride={self.stride})"
+
+
+class AvgPool2d(_Pool2d):
+    """Mean over each kh x kw window (stride = kernel size by default), channel by channel."""
+
+    def forward(self, x: Any) -> Tensor:
+        cols, (N, C, Ho, Wo) = self._windows(x)
+        return cols.mean(axis=1).reshape(N, C, Ho, Wo)
+
+
+class MaxPool2d(_Pool2d):
+    """Maximum over each kh x kw window; the gradient goes to the maximal entry (ties
+    share it)."""
+
+    def forward(self, x: Any) -> Tensor:
+        cols, (N, C, Ho, Wo) = self._windows(x)
+        return cols.max(axis=1).reshape(N, C, Ho, Wo)
