@@ -114,14 +114,13 @@ def _accumulate(t: Tensor, g: np.ndarray, fresh: bool = False) -> None:
     ``fresh`` says g is a new array nobody else holds, so t may keep it and later add into
     it in place (saving an allocation); otherwise the first addition allocates.
     """
-    if type(g) is not np.ndarray:  # NumPy turns 0-d results into scalars
-        g = np.asarray(g)
-        fresh = True
-    if g.shape != t.data.shape:
-        g = np.asarray(_unbroadcast(g, t.data.shape))
-        fresh = True
-    if g.dtype != t.data.dtype:
-        g = g.astype(t.data.dtype)
+    data = t.data
+    if type(g) is not np.ndarray or g.shape != data.shape or g.dtype != data.dtype:
+        g = np.asarray(g)  # NumPy turns 0-d results into scalars
+        if g.shape != data.shape:
+            g = np.asarray(_unbroadcast(g, data.shape))
+        if g.dtype != data.dtype:
+            g = g.astype(data.dtype)
         fresh = True
     if t.grad is None:
         t.grad = g
@@ -440,12 +439,12 @@ class Tensor:
                     # each gradient gets its operand's memory layout (B is often W.T, a
                     # transposed view), so later updates W -= eta * dC/dW stream contiguously
                     if a.requires_grad:
-                        if A.flags.f_contiguous and not A.flags.c_contiguous:
+                        if A.strides[0] < A.strides[1]:  # column-major
                             _accumulate(a, np.matmul(B, g.T).T, fresh=True)
                         else:
                             _accumulate(a, np.matmul(g, B.T), fresh=True)
                     if b.requires_grad:
-                        if B.flags.f_contiguous and not B.flags.c_contiguous:
+                        if B.strides[0] < B.strides[1]:
                             _accumulate(b, np.matmul(g.T, A).T, fresh=True)
                         else:
                             _accumulate(b, np.matmul(A.T, g), fresh=True)
@@ -490,11 +489,12 @@ class Tensor:
         axes = self._axes(axis, "sum")
         out = Tensor._make(a.data.sum(axis=axes, keepdims=keepdims), (a,), "sum")
         if out.requires_grad:
+            kept = tuple(1 if i in axes else n for i, n in enumerate(a.data.shape))
 
             def _backward(g: np.ndarray) -> None:
-                if not keepdims:
-                    g = np.expand_dims(g, axes)
-                _accumulate(a, np.broadcast_to(g, a.data.shape))
+                full = np.empty_like(a.data)
+                full[...] = g.reshape(kept)  # dC/da = g, copied along the summed axes
+                _accumulate(a, full, fresh=True)
 
             out._backward = _backward
         return out
@@ -519,8 +519,7 @@ class Tensor:
         if out.requires_grad:
 
             def _backward(g: np.ndarray) -> None:
-                if not keepdims:
-                    g = np.expand_dims(g, axes)
+                g = g.reshape(m.shape)  # keepdims shape
                 mask = a.data == m
                 share = mask / mask.sum(axis=axes, keepdims=True)
                 _accumulate(a, g * share, fresh=True)
@@ -730,7 +729,8 @@ class Tensor:
                     f"backward: the output has shape {self.data.shape}; a non-scalar output "
                     f"needs a seed gradient of that shape, e.g. t.backward(np.ones_like(t.data))"
                 )
-            seed = np.ones_like(self.data)
+            seed = np.empty_like(self.data)
+            seed.fill(1)
         else:
             seed = np.asarray(grad.data if isinstance(grad, Tensor) else grad)
             if seed.shape != self.data.shape:
