@@ -6,13 +6,12 @@
 - :func:`grad` (reverse mode) and :func:`jvp` (forward mode, dual numbers);
 - :func:`gradcheck`: reverse mode against central finite differences.
 
+``bpkit.nn``, ``bpkit.optim`` and ``bpkit.data`` are imported with the package.
 ``import bpkit`` needs NumPy alone; ``bpkit.symbolic`` (SymPy) and ``bpkit.draw``
 (matplotlib) are imported on request.
 """
 
-from pathlib import Path as _Path
-
-from . import functional
+from . import data, functional, nn, optim
 from . import functional as F
 from .autodiff import grad
 from .forward import jvp
@@ -33,19 +32,7 @@ __all__ = [
     "gradcheck",
     "functional",
     "F",
+    "nn",
+    "optim",
+    "data",
 ]
-
-# Modules written on top of the engine; imported when present.
-_here = _Path(__file__).parent
-if (_here / "nn.py").exists():
-    from . import nn  # noqa: F401
-
-    __all__.append("nn")
-if (_here / "optim.py").exists():
-    from . import optim  # noqa: F401
-
-    __all__.append("optim")
-if (_here / "data.py").exists():
-    from . import data  # noqa: F401
-
-    __all__.append("data")
