@@ -13,7 +13,7 @@ __all__ = ["grad"]
 
 
 def grad(f: Callable[..., Any]) -> Callable[..., np.ndarray | float]:
-    """Return a function computing dC/dx for a scalar-valued C = f(x, *args).
+    """Return a function computing dC/dx for a scalar-valued ``C = f(x, *args)``.
 
     The returned function wraps x (an array-like or float; integers become float64) in a
     Tensor that requires a gradient, runs f, calls ``backward`` and returns x's gradient:

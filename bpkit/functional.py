@@ -52,7 +52,7 @@ def _arg(x: Any) -> Any:
 
 
 def sigmoid(z: Any) -> Any:
-    """The logistic function sigma(z) = 1/(1+e^{-z}), stable for large |z|."""
+    """The logistic function sigma(z) = 1/(1+e^{-z}), stable for large abs(z)."""
     return _arg(z).sigmoid()
 
 
@@ -73,7 +73,7 @@ def swish(z: Any) -> Any:
 
 
 def softplus(z: Any) -> Any:
-    """softplus(z) = log(1 + e^z), stable for large |z|; its derivative is sigma(z)."""
+    """softplus(z) = log(1 + e^z), stable for large abs(z); its derivative is sigma(z)."""
     return _arg(z).softplus()
 
 

@@ -639,7 +639,7 @@ class Tensor:
         return out
 
     def sigmoid(self) -> Tensor:
-        """The logistic function sigma(a) = 1/(1+e^{-a}), stable for large |a|; derivative
+        """The logistic function sigma(a) = 1/(1+e^{-a}), stable for large abs(a); derivative
         sigma(a) (1 - sigma(a))."""
         a = self
         s = _sigmoid(a.data)
@@ -665,7 +665,7 @@ class Tensor:
         return out
 
     def softplus(self) -> Tensor:
-        """log(1 + e^a), computed stably as max(a, 0) + log1p(e^{-|a|}); derivative sigma(a)."""
+        """log(1 + e^a), computed stably as max(a, 0) + log1p(e^{-abs(a)}); derivative sigma(a)."""
         a = self
         x = a.data
         out = Tensor._make(np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x))), (a,), "softplus")
