@@ -5,6 +5,8 @@ import autograd.numpy as anp
 import numpy as np
 import pytest
 from autograd import grad as ag_grad
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bpkit import F, Tensor
 
@@ -111,3 +113,79 @@ def test_input_gradient_and_shared_weights_match_autograd():
     gW, gx = ag_grad(ag)([W, x])
     np.testing.assert_allclose(tW.grad, gW, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(tx.grad, gx, rtol=1e-10, atol=1e-12)
+
+
+# Random expression graphs: a sequence of operations drawn by hypothesis, applied to two
+# inputs and to the results so far (so values fan out), run by bpkit and by autograd.
+OPS = [
+    ("add", lambda a, b: a + b, lambda a, b: a + b),
+    ("sub", lambda a, b: a - b, lambda a, b: a - b),
+    ("mul", lambda a, b: a * b, lambda a, b: a * b),
+    ("div", lambda a, b: a / (b * b + 1.0), lambda a, b: a / (b * b + 1.0)),
+    ("tanh", lambda a, b: a.tanh(), lambda a, b: anp.tanh(a)),
+    ("sigmoid", lambda a, b: a.sigmoid(), lambda a, b: 1 / (1 + anp.exp(-a))),
+    ("exp_small", lambda a, b: (a * 0.1).exp(), lambda a, b: anp.exp(a * 0.1)),
+    ("log_pos", lambda a, b: (a * a + 1.0).log(), lambda a, b: anp.log(a * a + 1.0)),
+    ("square", lambda a, b: a**2, lambda a, b: a**2),
+    ("relu", lambda a, b: a.relu() - b, lambda a, b: anp.maximum(a, 0) - b),
+    (
+        "max1",
+        lambda a, b: a.max(axis=1, keepdims=True) * b,
+        lambda a, b: anp.max(a, axis=1, keepdims=True) * b,
+    ),  # noqa: E501
+    (
+        "T_reshape",
+        lambda a, b: a.T.reshape(9).reshape(3, 3) + b,
+        lambda a, b: a.T.reshape(9).reshape(3, 3) + b,
+    ),  # noqa: E501
+    ("matmul_T", lambda a, b: a @ b.T, lambda a, b: anp.dot(a, b.T)),
+    (
+        "sum_keep",
+        lambda a, b: a.sum(axis=1, keepdims=True) + b,
+        lambda a, b: anp.sum(a, axis=1, keepdims=True) + b,
+    ),
+    ("mean0", lambda a, b: a.mean(axis=0) * b, lambda a, b: anp.mean(a, axis=0) * b),
+    (
+        "softmax",
+        lambda a, b: F.softmax(a, axis=1),
+        lambda a, b: (
+            anp.exp(a - anp.max(a, 1, keepdims=True))
+            / anp.sum(anp.exp(a - anp.max(a, 1, keepdims=True)), 1, keepdims=True)
+        ),
+    ),  # noqa: E501
+    (
+        "index",
+        lambda a, b: a[np.array([0, 2, 2])][:, ::-1][:3] * b[:3],
+        lambda a, b: a[np.array([0, 2, 2])][:, ::-1][:3] * b[:3],
+    ),
+]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    program=st.lists(
+        st.tuples(st.integers(0, len(OPS) - 1), st.integers(0, 20), st.integers(0, 20)),
+        min_size=1,
+        max_size=8,
+    ),
+    seed=st.integers(0, 2**16),
+)
+def test_random_graphs_match_autograd(program, seed):
+    rng = np.random.default_rng(seed)
+    inputs = [rng.standard_normal((3, 3)), rng.standard_normal((3, 3))]
+
+    def run(values, which):
+        vals = list(values)
+        for op, i, j in program:
+            f = OPS[op][which]
+            vals.append(f(vals[i % len(vals)], vals[j % len(vals)]))
+        return vals[-1]
+
+    ts = [Tensor(x, requires_grad=True) for x in inputs]
+    out = run(ts, 1)
+    r = rng.standard_normal(out.shape)
+    (out * r).sum().backward()
+    expected = ag_grad(lambda xs: anp.sum(run(xs, 2) * r))(inputs)
+    for t, g in zip(ts, expected, strict=True):
+        got = t.grad if t.grad is not None else np.zeros_like(t.data)
+        np.testing.assert_allclose(got, g, rtol=1e-10, atol=1e-12)
