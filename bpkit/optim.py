@@ -47,6 +47,7 @@ class SGD:
         self.momentum = float(momentum)
         # Δw(t-1) per parameter (momentum) or a scratch buffer for -η ∂E/∂w (no momentum)
         self._delta: list[np.ndarray | None] = [None] * len(self.params)
+        self._tmp: list[np.ndarray | None] = [None] * len(self.params)  # η ∂E/∂w (momentum)
 
     def zero_grad(self) -> None:
         """Forget the gradients (``p.grad = None``) before the next backward pass."""
@@ -67,8 +68,12 @@ class SGD:
             if dw is None:
                 dw = self._delta[i] = np.zeros_like(p.data)
             if self.momentum:
+                tmp = self._tmp[i]
+                if tmp is None:
+                    tmp = self._tmp[i] = np.empty_like(p.data)
                 dw *= self.momentum  # α Δw(t-1)
-                dw -= self.lr * g  # - η ∂E/∂w
+                np.multiply(g, self.lr, out=tmp)
+                dw -= tmp  # - η ∂E/∂w
             else:
                 np.multiply(g, -self.lr, out=dw)
             p.data += dw
