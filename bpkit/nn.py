@@ -67,7 +67,7 @@ class Module:
     """Base class: a callable (``m(x)`` runs ``m.forward(x)``) holding parameter Tensors.
 
     Parameters are found by walking the attributes in the order they were set: a Tensor
-    with ``requires_grad=True``, a sub-Module, or a list/tuple of Modules. Their names
+    with ``requires_grad=True``, a sub-Module, or a list/tuple of those. Their names
     (``"layers.0.W"``) are the keys of :meth:`state_dict` and of the saved ``.npz`` file.
     """
 
@@ -88,6 +88,8 @@ class Module:
                 for i, item in enumerate(value):
                     if isinstance(item, Module):
                         yield from item.named_parameters(f"{prefix}{name}.{i}.")
+                    elif isinstance(item, Tensor) and item.requires_grad:
+                        yield f"{prefix}{name}.{i}", item
 
     def parameters(self) -> list[Tensor]:
         """The parameter Tensors (leaves of the graph), e.g. [W^1, b^1, W^2, b^2, ...]."""

@@ -232,3 +232,21 @@ def test_training_reduces_loss_on_xor():
         opt.step()
         first = loss.item() if first is None else first
     assert loss.item() < 0.01 < first
+
+
+def test_custom_module_finds_its_parameters():
+    class Net(nn.Module):
+        def __init__(self):
+            self.hidden = nn.Linear(2, 3, seed=0)
+            self.extra = [Tensor(np.ones(3), requires_grad=True), Tensor(np.ones(2))]
+            self.scale = Tensor(np.array(2.0), requires_grad=True)
+
+        def forward(self, x):
+            return (self.hidden(x) * self.extra[0]).tanh() * self.scale
+
+    net = Net()
+    names = [n for n, _ in net.named_parameters()]
+    assert names == ["hidden.W", "hidden.b", "extra.0", "scale"]
+    assert net(np.ones((4, 2))).shape == (4, 3)
+    with pytest.raises(NotImplementedError, match="forward"):
+        nn.Module()(1.0)
