@@ -133,7 +133,7 @@ class LevenbergMarquardt:
         Δw = -(JᵀJ + μI)⁻¹ Jᵀe.
 
     If the loss at w + Δw is smaller the step is accepted and μ /= ``mu_dec`` (towards
-    Gauss-Newton); otherwise it is undone, μ *= ``mu_inc`` (towards a short gradient-
+    Gauss-Newton); otherwise it is undone, μ is multiplied by ``mu_inc`` (towards a short gradient-
     descent step) and the solve is retried, at most ``max_tries`` times.
 
     ``residual_fn()`` takes no argument and returns the residual Tensor computed from the
