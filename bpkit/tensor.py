@@ -148,9 +148,10 @@ def _as_data(x: ArrayLike, like: np.ndarray | None = None) -> np.ndarray:
 class Tensor:
     """An array in a computation graph, with its adjoint ``grad`` = dC/d(data).
 
-    ``data`` is any array-like. Floating data keeps its dtype (float32 or float64); integer
-    and boolean data become float64, except that a tensor created with
-    ``requires_grad=True`` must be given floating data (a TypeError names the dtype).
+    ``data`` is any array-like; a floating ndarray is used as is, not copied. Floating data
+    keeps its dtype (float32 or float64); integer and boolean data become float64, except
+    that a tensor created with ``requires_grad=True`` must be given floating data (a
+    TypeError names the dtype).
     ``grad`` is None until :meth:`backward` reaches the tensor, then an ndarray of the
     tensor's shape and dtype. ``label`` is an optional name for drawings.
     """
@@ -212,6 +213,8 @@ class Tensor:
         return out
 
     def _lift(self, other: Any) -> Tensor:
+        """The other operand of a binary operation as a Tensor (a constant unless it is one
+        already); NotImplemented for a forward-mode Dual, which then handles the operation."""
         if isinstance(other, Tensor):
             return other
         if getattr(other, "_is_dual", False):
