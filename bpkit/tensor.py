@@ -743,7 +743,6 @@ class Tensor:
                 )
             seed = seed.astype(self.data.dtype)  # a copy: the user's array is never modified
 
-        # iterative depth-first topological sort (no recursion limit)
         # Iterative depth-first topological sort (no recursion limit). Leaves are collected
         # separately; intermediate gradients are reset, as they are recomputed on every call.
         topo: list[Tensor] = []
