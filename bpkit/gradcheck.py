@@ -113,14 +113,20 @@ def gradcheck(
             num = (c_plus - c_minus) / (2 * eps)
             ana = float(analytic[i][idx])
             err = abs(ana - num)
-            max_abs = max(max_abs, err)
+            if err > max_abs or np.isnan(err):  # once NaN, it stays NaN
+                max_abs = err
             ratio = err / (atol + rtol * max(abs(ana), abs(num)))
+            if np.isnan(ratio):  # a NaN derivative is the worst possible entry
+                ratio = np.inf
             n_checked += 1
-            if not ratio <= worst[0]:  # also catches NaN
+            if ratio > worst[0]:
                 worst = (ratio, i, tuple(int(k) for k in idx), ana, num)
     ratio, i, idx, ana, num = worst
     scale = max(abs(ana), abs(num))
-    rel = abs(ana - num) / scale if scale > 0 else 0.0
+    if scale > 0:
+        rel = abs(ana - num) / scale
+    else:  # both 0, or a NaN among them
+        rel = 0.0 if ana == num else float("nan")
     return GradcheckReport(
         ok=bool(ratio <= 1.0),
         max_rel_error=rel,

@@ -68,3 +68,20 @@ def test_catches_a_nan_gradient():
 def test_rejects_non_tensor_output():
     with pytest.raises(TypeError, match="gradcheck: f must return a Tensor"):
         bpkit.gradcheck(lambda x: 1.0, np.ones(2))
+
+
+def test_a_nan_at_one_entry_is_not_hidden_by_later_good_entries():
+    def f(x):  # d(2x)/dx = 2 everywhere, but the backward rule writes NaN at entry 0
+        out = Tensor._make(x.data * 2, (x,), "nan_at_first")
+
+        def _backward(g):
+            d = 2 * g
+            d.flat[0] = np.nan
+            _accumulate(x, d, fresh=True)
+
+        out._backward = _backward
+        return out.sum()
+
+    rep = bpkit.gradcheck(f, np.ones(3))
+    assert not rep.ok and rep.index == (0,)
+    assert np.isnan(rep.analytic) and np.isnan(rep.max_rel_error) and np.isnan(rep.max_abs_error)
