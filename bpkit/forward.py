@@ -148,8 +148,9 @@ class Dual:
 
     def __pow__(self, other: Any) -> Dual:
         if isinstance(other, (int, float)) and not isinstance(other, bool):
-            k = other  # d(a^k) = k a^(k-1) da
-            return Dual._new(self.primal**k, k * self.primal ** (k - 1) * self.tangent)
+            k = other  # d(a^k) = k a^(k-1) da; 0 for k = 0 (also at a = 0)
+            d = k * self.primal ** (k - 1) if k != 0 else np.zeros_like(self.primal)
+            return Dual._new(self.primal**k, d * self.tangent)
         b, db, p = self._binary(other, "pow", np.power)
         t = b * self.primal ** (b - 1) * self.tangent
         return Dual._new(p, t if db is None else t + p * np.log(self.primal) * db)

@@ -358,8 +358,9 @@ class Tensor:
             out = Tensor._make(a.data**k, (a,), f"**{k}")
             if out.requires_grad:
 
-                def _backward(g: np.ndarray) -> None:  # d(a^k)/da = k a^(k-1)
-                    _accumulate(a, g * (k * a.data ** (k - 1)), fresh=True)
+                def _backward(g: np.ndarray) -> None:  # d(a^k)/da = k a^(k-1); 0 for k = 0
+                    d = k * a.data ** (k - 1) if k != 0 else np.zeros_like(a.data)
+                    _accumulate(a, g * d, fresh=True)
 
                 out._backward = _backward
             return out

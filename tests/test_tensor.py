@@ -87,6 +87,15 @@ def test_relu_gradient_away_from_kink(shape, seed):
     check_unary(lambda t: t.relu(), x)
 
 
+def test_power_zero_has_zero_gradient_even_at_zero():
+    # d(x^0)/dx = 0 everywhere; k x^(k-1) would give 0 * inf = NaN at x = 0
+    t = Tensor(np.array([0.0, 2.0]), requires_grad=True)
+    (t**0).sum().backward()
+    np.testing.assert_array_equal(t.grad, [0.0, 0.0])
+    value, d = bpkit.jvp(lambda x: (x**0).sum(), np.array([0.0, 2.0]), np.ones(2))
+    assert value == 2.0 and d == 0.0
+
+
 def test_relu_gradient_at_zero_is_zero():
     t = Tensor(np.array([-1.0, 0.0, 2.0]), requires_grad=True)
     t.relu().sum().backward()
