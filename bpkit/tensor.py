@@ -479,7 +479,7 @@ class Tensor:
         nd = self.data.ndim
         if axis is None:
             return tuple(range(nd))
-        axes = (axis,) if isinstance(axis, int) else tuple(axis)
+        axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
         for ax in axes:
             if not -nd <= ax < nd:
                 raise np.exceptions.AxisError(

@@ -202,6 +202,14 @@ def test_reduction_gradients(op, axis, keepdims):
     np.testing.assert_allclose(getattr(Tensor(x), op)(axis=axis, keepdims=keepdims).data, ref)
 
 
+def test_axis_may_be_a_numpy_integer():
+    x = arrays((3, 4), 1)
+    for op in ["sum", "mean", "max"]:
+        ref = getattr(Tensor(x), op)(axis=1).data
+        np.testing.assert_array_equal(getattr(Tensor(x), op)(axis=np.int64(1)).data, ref)
+        np.testing.assert_array_equal(getattr(Tensor(x), op)(axis=(np.int64(1),)).data, ref)
+
+
 def test_max_ties_share_the_gradient_equally():
     t = Tensor(np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]]), requires_grad=True)
     t.max(axis=1).sum().backward()
