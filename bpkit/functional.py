@@ -111,7 +111,7 @@ def mse_loss(pred: Any, target: Any) -> Any:
 
 
 def _labels(labels: Any, logits_shape: tuple[int, ...]) -> np.ndarray:
-    y = np.asarray(labels)
+    y = np.asarray(labels.data if isinstance(labels, Tensor) else labels)
     if len(logits_shape) != 2:
         raise ValueError(
             f"cross_entropy: logits must have shape (N, K) (a batch of N rows of K class "

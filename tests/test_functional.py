@@ -147,6 +147,11 @@ def test_cross_entropy_label_checks():
         F.cross_entropy(z, np.array([0.0, 1.0, 2.0]))
     with pytest.raises(ValueError, match=r"shape \(N, K\)"):
         F.cross_entropy(Tensor(np.zeros(4)), [1])
+    # labels wrapped in a Tensor (floating point) get the same dtype message, not "object"
+    with pytest.raises(TypeError, match="integer class indices, got dtype float64"):
+        F.cross_entropy(z, Tensor([0, 1, 2]))
+    with pytest.raises(ValueError, match="one-hot"):
+        F.cross_entropy(z, Tensor(np.eye(4)[[0, 1, 2]]))
 
 
 def test_accepts_array_likes_and_values():
