@@ -149,6 +149,13 @@ class Value:
             s = e / (1.0 + e)
         return Value(s, (self,), (s * (1.0 - s),), "sigmoid")  # sigma' = sigma (1 - sigma)
 
+    def softplus(self) -> Value:
+        # log(1 + e^z) = max(z, 0) + log(1 + e^{-|z|}), stable; softplus'(z) = sigma(z)
+        z = self.data
+        e = math.exp(-abs(z))
+        s = 1.0 / (1.0 + e) if z >= 0 else e / (1.0 + e)
+        return Value(max(z, 0.0) + math.log1p(e), (self,), (s,), "softplus")
+
     def relu(self) -> Value:
         # relu'(z) = 1 for z > 0, else 0 (we take 0 at the kink z = 0)
         if self.data > 0:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bpkit import Tensor, Value
+from bpkit import F, Tensor, Value
 
 SETTINGS = settings(max_examples=25, deadline=None)
 floats = st.floats(-2.0, 2.0, allow_nan=False)
@@ -38,6 +38,7 @@ EXPRESSIONS = {
     "sigmoid": lambda a, b, m: m.sigmoid(a - b) * m.sigmoid(b),
     "neg_rsub": lambda a, b, m: -a + (1.0 - b) * (2.0 - a),
     "fan_out": lambda a, b, m: a * a * a + a * b + b,
+    "softplus": lambda a, b, m: m.softplus(a * 3.0) * m.softplus(-b),
 }
 
 
@@ -46,6 +47,7 @@ class ValueMath:
     log = staticmethod(lambda v: v.log())
     tanh = staticmethod(lambda v: v.tanh())
     sigmoid = staticmethod(lambda v: v.sigmoid())
+    softplus = staticmethod(lambda v: v.softplus())
 
 
 class FloatMath:
@@ -53,6 +55,7 @@ class FloatMath:
     log = staticmethod(math.log)
     tanh = staticmethod(math.tanh)
     sigmoid = staticmethod(lambda z: 1.0 / (1.0 + math.exp(-z)))
+    softplus = staticmethod(lambda z: math.log1p(math.exp(z)))
 
 
 @pytest.mark.parametrize("name", sorted(EXPRESSIONS))
@@ -100,6 +103,17 @@ def test_value_exponent_and_rpow(x, e):
     gx, ge = central(lambda p, q: p**q + 2.0**p, x, e)
     assert vx.grad == pytest.approx(gx, rel=1e-6, abs=1e-6)
     assert ve.grad == pytest.approx(ge, rel=1e-6, abs=1e-6)
+
+
+def test_every_elementwise_activation_of_functional_accepts_a_value():
+    for name in ["sigmoid", "tanh", "relu", "swish", "mish", "softplus"]:
+        v, t = Value(0.7), Tensor(np.array(0.7), requires_grad=True)
+        out_v, out_t = getattr(F, name)(v), getattr(F, name)(t)
+        out_v.backward()
+        out_t.backward()
+        assert out_v.data == pytest.approx(out_t.item(), rel=1e-15)
+        assert v.grad == pytest.approx(float(t.grad), rel=1e-15)
+    assert Value(1000.0).softplus().data == 1000.0 and Value(-1000.0).softplus().data == 0.0
 
 
 def test_sigmoid_is_stable_for_large_inputs():
