@@ -20,6 +20,7 @@ contributions and ``+=`` sums them.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable, Sequence
 
 __all__ = ["Value"]
@@ -80,7 +81,11 @@ class Value:
                 (k.data * self.data ** (k.data - 1), out * math.log(self.data)),
                 "**",
             )
-        if not isinstance(k, (int, float)):
+        if isinstance(k, numbers.Integral):  # also NumPy integers and floats, as Python's
+            k = int(k)
+        elif isinstance(k, numbers.Real):
+            k = float(k)
+        else:
             raise TypeError(f"pow: exponent must be int, float or Value, got {type(k).__name__}")
         if self.data < 0 and not float(k).is_integer():
             raise ValueError(f"pow: negative base {self.data} with non-integer exponent {k}")

@@ -201,3 +201,11 @@ def test_more_errors_and_numpy_scalars():
     v = Value(3.0)
     out = np.float32(2.0) * v + np.float64(1.0)  # NumPy scalars defer to Value
     assert isinstance(out, Value) and out.data == 7.0
+
+
+def test_numpy_number_exponents_work_like_python_numbers():
+    for k in (np.int64(3), np.float32(0.5), np.float64(1.5)):
+        v, w = Value(2.0), Value(2.0)
+        (v**k).backward()
+        (w ** (int(k) if isinstance(k, np.integer) else float(k))).backward()
+        assert v.grad == w.grad  # same value and float64 precision as a Python exponent
