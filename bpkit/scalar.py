@@ -44,7 +44,13 @@ class Value:
     ) -> None:
         if isinstance(data, Value):
             raise TypeError("Value(data): data is already a Value; use it directly")
-        self.data = float(data)
+        try:
+            self.data = float(data)
+        except (TypeError, ValueError) as e:
+            raise TypeError(
+                f"Value: data must be a real number, got {type(data).__name__} (a Value is "
+                f"one scalar; use bpkit.Tensor for arrays)"
+            ) from e
         self.grad = 0.0
         self._prev = _prev  # children this node was computed from
         self._local = _local  # d(self)/d(child) for each child, computed at forward time
@@ -97,6 +103,8 @@ class Value:
         return Value(self.data**k, (self,), (k * self.data ** (k - 1),), f"**{k}")
 
     def __rpow__(self, base: Number) -> Value:
+        if base <= 0:
+            raise ValueError(f"rpow: base must be > 0 for a Value exponent, got {base}")
         # d(c^a)/da = c^a log c
         out = base**self.data
         return Value(out, (self,), (out * math.log(base),), f"{base}**")

@@ -141,7 +141,10 @@ def _as_data(x: ArrayLike, like: np.ndarray | None = None) -> np.ndarray:
         if arr.dtype.kind in "biu":
             arr = arr.astype(np.float64)
         else:
-            raise TypeError(f"Tensor: cannot use data of dtype {arr.dtype} (need float32/float64)")
+            raise TypeError(
+                f"Tensor: cannot use data of type {type(x).__name__} and dtype {arr.dtype} "
+                f"(need float32/float64)"
+            )
     return arr
 
 
@@ -178,7 +181,7 @@ class Tensor:
                     f"Tensor(requires_grad=True): gradients need floating data, got dtype "
                     f"{arr.dtype} with shape {arr.shape}; pass e.g. np.asarray(x, dtype=np.float64)"
                 )
-            arr = _as_data(arr)
+            arr = _as_data(data)
         self.data: np.ndarray = arr
         self.grad: np.ndarray | None = None
         self.requires_grad = bool(requires_grad)

@@ -104,3 +104,8 @@ def test_grad_requires_scalar_output():
         bpkit.grad(lambda x: x * 2)(np.ones(3))
     with pytest.raises(TypeError, match="grad: f must return a Tensor"):
         bpkit.grad(lambda x: 3.0)(np.ones(3))
+
+
+def test_tensor_with_a_value_operand_names_the_type():
+    with pytest.raises(TypeError, match=r"Tensor: cannot use data of type Value"):
+        Tensor(np.ones(2)) + bpkit.Value(1.0)

@@ -209,3 +209,14 @@ def test_numpy_number_exponents_work_like_python_numbers():
         (v**k).backward()
         (w ** (int(k) if isinstance(k, np.integer) else float(k))).backward()
         assert v.grad == w.grad  # same value and float64 precision as a Python exponent
+
+
+def test_clear_errors_for_rpow_base_and_non_numbers():
+    with pytest.raises(ValueError, match=r"rpow: base must be > 0 .* got -2\.0"):
+        (-2.0) ** Value(2.0)
+    with pytest.raises(ValueError, match="rpow: base must be > 0"):
+        0.0 ** Value(2.0)
+    with pytest.raises(TypeError, match=r"Value: data must be a real number, got Tensor"):
+        Value(1.0) + Tensor(np.array(2.0))
+    with pytest.raises(TypeError, match=r"Value: data must be a real number, got ndarray"):
+        Value(np.ones(2))
