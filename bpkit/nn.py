@@ -182,9 +182,10 @@ def _init(
     return W, b
 
 
-def _as_input(x: Any, dtype: np.dtype, who: str) -> Tensor:
-    """Arrays become constant Tensors of the layer's dtype; a Tensor must already have it."""
-    if not isinstance(x, Tensor):
+def _as_input(x: Any, dtype: np.dtype, who: str) -> Any:
+    """Arrays become constant Tensors of the layer's dtype; a Tensor (or a forward-mode
+    Dual, under :func:`bpkit.jvp`) must already have it."""
+    if not isinstance(x, Tensor) and not getattr(x, "_is_dual", False):
         return Tensor(np.asarray(x, dtype=dtype))
     if x.dtype != dtype:
         raise TypeError(

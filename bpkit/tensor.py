@@ -174,6 +174,11 @@ class Tensor:
     def __init__(self, data: ArrayLike, requires_grad: bool = False, label: str = "") -> None:
         if isinstance(data, Tensor):
             data = data.data
+        if getattr(data, "_is_dual", False):
+            raise TypeError(
+                "Tensor: cannot wrap a forward-mode Dual; this operation has no forward-mode "
+                "rule (use reverse mode, bpkit.grad)"
+            )
         arr = np.asarray(data)
         if arr.dtype.kind != "f":
             if requires_grad:

@@ -93,3 +93,20 @@ def test_dual_broadcasting_and_shape_errors():
         bpkit.jvp(lambda x: x, np.ones(3), np.ones(2))
     with pytest.raises(ValueError, match="matmul"):
         d @ np.ones((4, 2))
+
+
+def test_jvp_through_nn_layers_equals_gradient_dot_v():
+    mlp = bpkit.nn.MLP([3, 4, 2], activation="tanh", seed=0)
+    w = np.array([1.0, -2.0])
+    x, v = rng.standard_normal((5, 3)), rng.standard_normal((5, 3))
+
+    def f(x):
+        return (mlp(x) @ w).sum()
+
+    value, d = bpkit.jvp(f, x, v)
+    assert value == pytest.approx(f(x).item(), rel=1e-14)
+    assert d == pytest.approx(float((bpkit.grad(f)(x) * v).sum()), rel=1e-12)
+    assert d == pytest.approx(central_jvp(lambda x: f(x).item(), x, v), rel=1e-7)
+    conv = bpkit.nn.Conv2d(1, 1, 2, seed=0)
+    with pytest.raises(TypeError, match="Dual"):  # im2col has no forward-mode rule
+        bpkit.jvp(lambda x: conv(x).sum(), np.ones((1, 1, 3, 3)), np.ones((1, 1, 3, 3)))
