@@ -352,10 +352,10 @@ class MLP(Module):
 # -- convolution --------------------------------------------------------------------------
 
 
-def _pair(k: int | tuple[int, int], name: str) -> tuple[int, int]:
+def _pair(k: int | tuple[int, int], name: str, who: str, minimum: int = 1) -> tuple[int, int]:
     kk = (k, k) if isinstance(k, (int, np.integer)) else tuple(k)
-    if len(kk) != 2 or any(int(v) != v or v < 0 for v in kk):
-        raise ValueError(f"Conv2d: {name} must be an int or a pair of ints >= 0, got {k!r}")
+    if len(kk) != 2 or any(int(v) != v or v < minimum for v in kk):
+        raise ValueError(f"{who}: {name} must be an int or a pair of ints >= {minimum}, got {k!r}")
     return int(kk[0]), int(kk[1])
 
 
@@ -385,11 +385,9 @@ def im2col(
         x = Tensor(x)
     if x.ndim != 4:
         raise ValueError(f"im2col: input must be NCHW (4-D), got shape {x.shape}")
-    kh, kw = _pair(kernel_size, "kernel_size")
-    sh, sw = _pair(stride, "stride")
-    ph, pw = _pair(padding, "padding")
-    if kh < 1 or kw < 1 or sh < 1 or sw < 1:
-        raise ValueError(f"im2col: kernel_size and stride must be >= 1, got {kernel_size} {stride}")
+    kh, kw = _pair(kernel_size, "kernel_size", "im2col")
+    sh, sw = _pair(stride, "stride", "im2col")
+    ph, pw = _pair(padding, "padding", "im2col", minimum=0)
     N, C, H, W = x.shape
     Ho = _out_size(H, kh, sh, ph, "im2col", "height")
     Wo = _out_size(W, kw, sw, pw, "im2col", "width")
@@ -442,9 +440,9 @@ class Conv2d(Module):
             )
         dt = _float_dtype(dtype, "Conv2d")
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride = _pair(stride, "stride")
-        self.padding = _pair(padding, "padding")
+        self.kernel_size = _pair(kernel_size, "kernel_size", "Conv2d")
+        self.stride = _pair(stride, "stride", "Conv2d")
+        self.padding = _pair(padding, "padding", "Conv2d", minimum=0)
         kh, kw = self.kernel_size
         fan_in, fan_out = in_channels * kh * kw, out_channels * kh * kw
         W, b = _init(
@@ -478,8 +476,9 @@ class Conv2d(Module):
 
 class _Pool2d(Module):
     def __init__(self, kernel_size: int | tuple[int, int], stride: int | None = None) -> None:
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride = self.kernel_size if stride is None else _pair(stride, "stride")
+        who = type(self).__name__
+        self.kernel_size = _pair(kernel_size, "kernel_size", who)
+        self.stride = self.kernel_size if stride is None else _pair(stride, "stride", who)
 
     def _windows(self, x: Any) -> tuple[Tensor, tuple[int, int, int, int]]:
         """(N C H' W', kh kw) rows, one per window of one channel."""

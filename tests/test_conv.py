@@ -171,6 +171,16 @@ def test_bad_input_errors():
         conv(np.zeros((1, 2, 2, 8)))
     with pytest.raises(ValueError, match="kernel_size"):
         nn.Conv2d(1, 1, (3, 3, 3))
+    with pytest.raises(ValueError, match=r"Conv2d: stride must be .* >= 1, got 0"):
+        nn.Conv2d(1, 1, 3, stride=0)
+    with pytest.raises(ValueError, match=r"Conv2d: kernel_size must be .* >= 1"):
+        nn.Conv2d(1, 1, (0, 2))
+    with pytest.raises(ValueError, match=r"MaxPool2d: stride must be .* >= 1"):
+        nn.MaxPool2d(2, stride=0)
+    with pytest.raises(ValueError, match=r"AvgPool2d: kernel_size must be .* >= 1"):
+        nn.AvgPool2d(0)
+    with pytest.raises(ValueError, match=r"im2col: stride must be .* >= 1"):
+        nn.im2col(Tensor(np.ones((1, 1, 3, 3))), 2, stride=0)
 
 
 def naive_pool(x, k, reduce):
