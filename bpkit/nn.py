@@ -129,8 +129,10 @@ class Module:
             p.data[...] = state[n]
 
     def save(self, path: str | Path) -> None:
-        """Write the parameters to an ``.npz`` file (``np.savez``; no pickle)."""
-        np.savez(path, **self.state_dict())
+        """Write the parameters to the file ``path`` in ``.npz`` format (``np.savez``; no
+        pickle). The name is used as given: no suffix is added."""
+        with open(path, "wb") as f:
+            np.savez(f, **self.state_dict())
 
     def load(self, path: str | Path) -> None:
         """Read parameters written by :meth:`save` (``allow_pickle=False``)."""

@@ -207,6 +207,17 @@ def test_save_load_round_trip(tmp_path):
     assert np.any(model.layers[0].W.data != 0)
 
 
+def test_save_writes_the_path_given_so_load_finds_it(tmp_path):
+    model = nn.MLP([2, 3, 1], seed=0)
+    path = tmp_path / "weights"  # no .npz suffix: np.savez alone would add one
+    model.save(path)
+    assert path.exists() and not (tmp_path / "weights.npz").exists()
+    other = nn.MLP([2, 3, 1], seed=1)
+    other.load(str(path))
+    for p, q in zip(model.parameters(), other.parameters(), strict=True):
+        np.testing.assert_array_equal(p.data, q.data)
+
+
 def test_load_mismatch_errors(tmp_path):
     path = tmp_path / "m.npz"
     nn.MLP([3, 4, 2], seed=0).save(path)
