@@ -47,7 +47,11 @@ def _fit(t: np.ndarray, p: np.ndarray) -> np.ndarray:
 
 
 class Dual:
-    """A value x with a tangent dx of the same shape (forward-mode AD)."""
+    """A value x with a tangent dx of the same shape (forward-mode AD).
+
+    Every operation carries the tangent forwards with its derivative: d f(a) = f'(a) da,
+    d(ab) = da b + a db, d(AB) = dA B + A dB. :func:`bpkit.jvp` starts from dx = v.
+    """
 
     __slots__ = ("primal", "tangent")
     _is_dual = True  # lets Tensor's operators hand over to Dual's reflected ones

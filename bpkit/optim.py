@@ -133,8 +133,8 @@ class LevenbergMarquardt:
         Δw = -(JᵀJ + μI)⁻¹ Jᵀe.
 
     If the loss at w + Δw is smaller the step is accepted and μ /= ``mu_dec`` (towards
-    Gauss-Newton); otherwise it is undone, μ is multiplied by ``mu_inc`` (towards a short gradient-
-    descent step) and the solve is retried, at most ``max_tries`` times.
+    Gauss-Newton); otherwise it is undone, μ is multiplied by ``mu_inc`` (towards a short
+    gradient-descent step) and the solve is retried, at most ``max_tries`` times.
 
     ``residual_fn()`` takes no argument and returns the residual Tensor computed from the
     parameters, e.g. ``lambda: model(X) - y`` (any shape; flattened to m entries).

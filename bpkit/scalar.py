@@ -64,16 +64,18 @@ class Value:
     # -- arithmetic: each rule returns (result, local partial derivatives) ----------------
 
     def __add__(self, other: Value | Number) -> Value:
+        """a + b, with local derivatives d(a+b)/da = 1, d(a+b)/db = 1."""
         other = other if isinstance(other, Value) else Value(other)
-        # d(a+b)/da = 1, d(a+b)/db = 1
         return Value(self.data + other.data, (self, other), (1.0, 1.0), "+")
 
     def __mul__(self, other: Value | Number) -> Value:
+        """a b, with local derivatives d(ab)/da = b, d(ab)/db = a."""
         other = other if isinstance(other, Value) else Value(other)
-        # d(ab)/da = b, d(ab)/db = a
         return Value(self.data * other.data, (self, other), (other.data, self.data), "*")
 
     def __pow__(self, k: Number) -> Value:
+        """a^k, with d(a^k)/da = k a^(k-1); for a Value exponent b also d(a^b)/db = a^b log a
+        (then a > 0 is required)."""
         if isinstance(k, Value):
             # a^b = exp(b log a): d/da = b a^(b-1), d/db = a^b log a  (needs a > 0)
             out = self.data**k.data
@@ -139,21 +141,25 @@ class Value:
     # -- elementary functions -------------------------------------------------------------
 
     def exp(self) -> Value:
+        """e^a, with local derivative e^a."""
         if self.data > 709.78:
             raise OverflowError(f"exp: e^{self.data} overflows a float")
         out = math.exp(self.data)
         return Value(out, (self,), (out,), "exp")  # (e^a)' = e^a
 
     def log(self) -> Value:
+        """Natural logarithm log a (a > 0), with local derivative 1/a."""
         if self.data <= 0:
             raise ValueError(f"log: argument must be > 0, got {self.data}")
         return Value(math.log(self.data), (self,), (1.0 / self.data,), "log")  # (log a)' = 1/a
 
     def tanh(self) -> Value:
+        """tanh(a), with local derivative 1 - tanh(a)^2."""
         t = math.tanh(self.data)
         return Value(t, (self,), (1.0 - t * t,), "tanh")  # tanh' = 1 - tanh^2
 
     def sigmoid(self) -> Value:
+        """sigma(a) = 1/(1+e^{-a}), stable for large abs(a); local derivative sigma (1 - sigma)."""
         z = self.data
         if z >= 0:  # stable for large |z|: never exponentiate a large positive number
             s = 1.0 / (1.0 + math.exp(-z))
@@ -163,13 +169,15 @@ class Value:
         return Value(s, (self,), (s * (1.0 - s),), "sigmoid")  # sigma' = sigma (1 - sigma)
 
     def softplus(self) -> Value:
-        # log(1 + e^z) = max(z, 0) + log(1 + e^{-|z|}), stable; softplus'(z) = sigma(z)
+        """log(1 + e^a), computed stably as max(a, 0) + log(1 + e^{-abs(a)}); local
+        derivative sigma(a)."""
         z = self.data
         e = math.exp(-abs(z))
         s = 1.0 / (1.0 + e) if z >= 0 else e / (1.0 + e)
         return Value(max(z, 0.0) + math.log1p(e), (self,), (s,), "softplus")
 
     def relu(self) -> Value:
+        """max(a, 0), with local derivative 1 for a > 0, else 0 (also at the kink)."""
         # relu'(z) = 1 for z > 0, else 0 (we take 0 at the kink z = 0)
         if self.data > 0:
             return Value(self.data, (self,), (1.0,), "relu")
