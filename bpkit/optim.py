@@ -16,6 +16,8 @@ __all__ = ["SGD", "LevenbergMarquardt", "jacobian"]
 
 
 def _param_list(params: Iterable[Tensor], who: str) -> list[Tensor]:
+    if hasattr(params, "parameters"):  # a model (bpkit.nn.Module) instead of its parameters
+        raise TypeError(f"{who}: pass model.parameters(), not the {type(params).__name__}")
     ps = list(params)
     if not ps:
         raise ValueError(f"{who}: got an empty parameter list")

@@ -64,6 +64,8 @@ def test_sgd_bad_arguments():
         optim.SGD([Tensor(np.ones(2))], lr=0.1)
     with pytest.raises(ValueError, match="empty"):
         optim.SGD([], lr=0.1)
+    with pytest.raises(TypeError, match=r"SGD: pass model.parameters\(\), not the Linear"):
+        optim.SGD(nn.Linear(2, 1, seed=0), lr=0.1)
 
 
 # -- Levenberg-Marquardt ------------------------------------------------------------------
