@@ -191,7 +191,7 @@ def delta_rule(net: Network) -> tuple[list, list]:
     return nabla_W, nabla_b
 
 
-def check_equal(expr1, expr2) -> None:
+def check_equal(expr1: sp.Expr | sp.MatrixBase, expr2: sp.Expr | sp.MatrixBase) -> None:
     """Assert that two SymPy expressions (or Matrices of the same shape) are identically equal.
 
     Reduces each difference to zero (expand, then cancel over a common denominator, then
