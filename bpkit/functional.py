@@ -51,6 +51,13 @@ def _arg(x: Any) -> Any:
     return Tensor(x)
 
 
+def _array_arg(x: Any, who: str) -> Any:
+    """As :func:`_arg`, for the functions of whole vectors: a scalar Value is an error."""
+    if isinstance(x, Value):
+        raise TypeError(f"{who}: got a scalar Value; {who} takes a Tensor (or an array)")
+    return _arg(x)
+
+
 def sigmoid(z: Any) -> Any:
     """The logistic function sigma(z) = 1/(1+e^{-z}), stable for large abs(z)."""
     return _arg(z).sigmoid()
@@ -85,12 +92,12 @@ def mish(z: Any) -> Any:
 
 def softmax(z: Any, axis: int = -1) -> Any:
     """softmax(z)_i = e^{z_i} / sum_j e^{z_j} along ``axis`` (max subtracted first)."""
-    return _arg(z).softmax(axis)
+    return _array_arg(z, "softmax").softmax(axis)
 
 
 def log_softmax(z: Any, axis: int = -1) -> Any:
     """log softmax(z)_i = z_i - log sum_j e^{z_j} along ``axis`` (log-sum-exp, stable)."""
-    return _arg(z).log_softmax(axis)
+    return _array_arg(z, "log_softmax").log_softmax(axis)
 
 
 def mse_loss(pred: Any, target: Any) -> Any:
@@ -99,7 +106,7 @@ def mse_loss(pred: Any, target: Any) -> Any:
     The shapes must match exactly: broadcasting (N, 1) against (N,) would silently
     compare every prediction with every target.
     """
-    pred = _arg(pred)
+    pred = _array_arg(pred, "mse_loss")
     t_shape = np.shape(target.data if isinstance(target, (Tensor, Dual)) else target)
     if tuple(pred.shape) != tuple(t_shape):
         raise ValueError(
@@ -148,7 +155,7 @@ def cross_entropy(logits: Any, labels: Any) -> Any:
     log-sum-exp, so logits of any magnitude give a finite loss. For a Tensor the backward
     rule is fused: dC/dz = (softmax(z) - onehot(y)) / N.
     """
-    z = _arg(logits)
+    z = _array_arg(logits, "cross_entropy")
     y = _labels(labels, tuple(z.shape))
     n = y.shape[0]
     rows = np.arange(n)

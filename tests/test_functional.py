@@ -161,3 +161,14 @@ def test_accepts_array_likes_and_values():
     out = F.swish(v) + F.sigmoid(v) + F.relu(v) + F.tanh(v)
     out.backward()
     assert isinstance(out, Value) and np.isfinite(v.grad)
+
+
+def test_softmax_and_losses_reject_a_value_by_name():
+    for call, name in [
+        (lambda: F.mse_loss(Value(1.0), 2.0), "mse_loss"),
+        (lambda: F.softmax(Value(1.0)), "softmax"),
+        (lambda: F.log_softmax(Value(1.0)), "log_softmax"),
+        (lambda: F.cross_entropy(Value(1.0), [0]), "cross_entropy"),
+    ]:
+        with pytest.raises(TypeError, match=rf"{name}: got a scalar Value"):
+            call()
