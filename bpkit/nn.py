@@ -149,6 +149,10 @@ def _rng(seed: Seed) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
+def _positive_ints(*ns: Any) -> bool:
+    return all(isinstance(n, (int, np.integer)) and n >= 1 for n in ns)
+
+
 def _float_dtype(dtype: Any, who: str) -> np.dtype:
     dt = np.dtype(dtype)
     if dt not in (np.float32, np.float64):
@@ -216,8 +220,8 @@ class Linear(Module):
         seed: Seed = None,
         dtype: Any = np.float64,
     ) -> None:
-        if n_in < 1 or n_out < 1:
-            raise ValueError(f"Linear: sizes must be positive, got n_in={n_in}, n_out={n_out}")
+        if not _positive_ints(n_in, n_out):
+            raise ValueError(f"Linear: sizes must be positive ints, got n_in={n_in}, n_out={n_out}")
         dt = _float_dtype(dtype, "Linear")
         W, b = _init((n_out, n_in), n_in, n_out, init, scale, _rng(seed), "Linear")
         self.n_in, self.n_out, self.init = n_in, n_out, init
@@ -436,9 +440,9 @@ class Conv2d(Module):
         seed: Seed = None,
         dtype: Any = np.float64,
     ) -> None:
-        if in_channels < 1 or out_channels < 1:
+        if not _positive_ints(in_channels, out_channels):
             raise ValueError(
-                f"Conv2d: channels must be positive, got {in_channels} -> {out_channels}"
+                f"Conv2d: channels must be positive ints, got {in_channels} -> {out_channels}"
             )
         dt = _float_dtype(dtype, "Conv2d")
         self.in_channels, self.out_channels = in_channels, out_channels

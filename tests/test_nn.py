@@ -164,6 +164,10 @@ def test_mlp_structure_and_parameter_order():
         nn.MLP([2, 1], activation="softsign")
     with pytest.raises(ValueError, match="n_in"):
         model(np.ones((3, 5)))
+    with pytest.raises(ValueError, match=r"Linear: sizes must be positive ints, .*n_out=3\.0"):
+        nn.MLP([2, 3.0, 1])
+    with pytest.raises(ValueError, match=r"Conv2d: channels must be positive ints"):
+        nn.Conv2d(1, 2.0, 3)
 
 
 def test_sequential_and_activation_modules():
