@@ -493,7 +493,10 @@ class Tensor:
                 raise np.exceptions.AxisError(
                     f"{op}: axis {ax} is out of bounds for a tensor of shape {self.data.shape}"
                 )
-        return tuple(sorted(ax % nd for ax in axes))
+        out = tuple(sorted(ax % nd for ax in axes))
+        if len(set(out)) != len(out):
+            raise ValueError(f"{op}: axis {axis} repeats an axis of shape {self.data.shape}")
+        return out
 
     def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
         """Sum over ``axis`` (all axes by default); the gradient is g copied along it."""
@@ -691,6 +694,7 @@ class Tensor:
         Backward: dC/da = s * (g - sum(g * s)) along ``axis``.
         """
         a = self
+        a._axes(axis, "softmax")  # checks the axis
         e = np.exp(a.data - a.data.max(axis=axis, keepdims=True))
         e /= e.sum(axis=axis, keepdims=True)
         s = e
@@ -709,6 +713,7 @@ class Tensor:
         Backward: dC/da = g - softmax(a) * sum(g) along ``axis``.
         """
         a = self
+        a._axes(axis, "log_softmax")  # checks the axis
         shifted = a.data - a.data.max(axis=axis, keepdims=True)
         e = np.exp(shifted)
         s = e.sum(axis=axis, keepdims=True)

@@ -35,6 +35,12 @@ def test_reshape_transpose_axis_and_index_errors():
         t.transpose(0, 0)
     with pytest.raises(np.exceptions.AxisError, match=r"sum: axis 2 .* \(2, 3\)"):
         t.sum(axis=2)
+    with pytest.raises(ValueError, match=r"sum: axis \(1, -1\) repeats an axis of shape \(2, 3\)"):
+        t.sum(axis=(1, -1))
+    with pytest.raises(np.exceptions.AxisError, match=r"softmax: axis 2 .* \(2, 3\)"):
+        t.softmax(axis=2)
+    with pytest.raises(np.exceptions.AxisError, match=r"log_softmax: axis -3 .* \(2, 3\)"):
+        t.log_softmax(axis=-3)
     with pytest.raises(IndexError, match=r"getitem: .*\(2, 3\)"):
         t[5]
     with pytest.raises(TypeError, match="getitem"):
