@@ -152,9 +152,9 @@ class Tensor:
     """An array in a computation graph, with its adjoint ``grad`` = dC/d(data).
 
     ``data`` is any array-like; a floating ndarray is used as is, not copied. Floating data
-    keeps its dtype (float32 or float64); integer and boolean data become float64, except
-    that a tensor created with ``requires_grad=True`` must be given floating data (a
-    TypeError names the dtype).
+    keeps its dtype (float32 or float64; other float types are refused); integer and boolean
+    data become float64, except that a tensor created with ``requires_grad=True`` must be
+    given floating data (a TypeError names the dtype).
     ``grad`` is None until :meth:`backward` reaches the tensor, then an ndarray of the
     tensor's shape and dtype. ``label`` is an optional name for drawings.
     """
@@ -180,6 +180,11 @@ class Tensor:
                 "rule (use reverse mode, bpkit.grad)"
             )
         arr = np.asarray(data)
+        if arr.dtype.kind == "f" and arr.dtype not in (np.float32, np.float64):
+            raise TypeError(
+                f"Tensor: dtype {arr.dtype} is not supported (need float32/float64); convert "
+                f"with np.asarray(x, dtype=np.float32)"
+            )
         if arr.dtype.kind != "f":
             if requires_grad:
                 raise TypeError(

@@ -54,6 +54,8 @@ def test_integer_tensor_cannot_require_grad():
         Tensor(np.array([True]), requires_grad=True)
     with pytest.raises(TypeError, match="complex128"):
         Tensor(np.ones(2, complex))
+    with pytest.raises(TypeError, match=r"Tensor: dtype float16 .*need float32/float64"):
+        Tensor(np.ones(2, np.float16), requires_grad=True)
 
 
 def test_backward_needs_seed_for_non_scalar():
