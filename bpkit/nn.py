@@ -78,16 +78,27 @@ class Module:
         return self.forward(*args)
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
-        """(name, Tensor) for every parameter, in a fixed order (W before b, layer by layer)."""
+        """(name, Tensor) for every parameter, in a fixed order (W before b, layer by layer).
+
+        A Tensor shared by several layers (tied weights) is listed once, under its first
+        name, so that an optimiser updates it once with its summed gradient.
+        """
+        seen: set[int] = set()
+        for name, p in self._all_named_parameters(prefix):
+            if id(p) not in seen:
+                seen.add(id(p))
+                yield name, p
+
+    def _all_named_parameters(self, prefix: str) -> Iterator[tuple[str, Tensor]]:
         for name, value in vars(self).items():
             if isinstance(value, Tensor) and value.requires_grad:
                 yield prefix + name, value
             elif isinstance(value, Module):
-                yield from value.named_parameters(f"{prefix}{name}.")
+                yield from value._all_named_parameters(f"{prefix}{name}.")
             elif isinstance(value, (list, tuple)):
                 for i, item in enumerate(value):
                     if isinstance(item, Module):
-                        yield from item.named_parameters(f"{prefix}{name}.{i}.")
+                        yield from item._all_named_parameters(f"{prefix}{name}.{i}.")
                     elif isinstance(item, Tensor) and item.requires_grad:
                         yield f"{prefix}{name}.{i}", item
 

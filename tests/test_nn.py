@@ -265,3 +265,33 @@ def test_custom_module_finds_its_parameters():
     assert net(np.ones((4, 2))).shape == (4, 3)
     with pytest.raises(NotImplementedError, match="forward"):
         nn.Module()(1.0)
+
+
+def test_a_shared_layer_is_one_parameter_updated_once():
+    """Tied weights: the same Linear used twice is listed once, and one SGD step moves it by
+    -lr times the *sum* of both uses' gradients (the fan-out rule), not twice."""
+    from bpkit.optim import SGD
+
+    layer = nn.Linear(3, 3, seed=0)
+    model = nn.Sequential(layer, nn.Tanh(), layer)
+    assert [name for name, _ in model.named_parameters()] == ["layers.0.W", "layers.0.b"]
+    x = np.random.default_rng(1).normal(size=(4, 3))
+    W0 = layer.W.data.copy()
+
+    def loss_of(W):
+        z1 = x @ W.T + layer.b.data
+        z2 = np.tanh(z1) @ W.T + layer.b.data
+        return (z2**2).sum()
+
+    eps = 1e-6
+    numeric = np.zeros_like(W0)
+    for idx in np.ndindex(W0.shape):
+        d = np.zeros_like(W0)
+        d[idx] = eps
+        numeric[idx] = (loss_of(W0 + d) - loss_of(W0 - d)) / (2 * eps)
+    opt = SGD(model.parameters(), lr=0.1)
+    loss = (model(Tensor(x)) ** 2).sum()
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    np.testing.assert_allclose(layer.W.data, W0 - 0.1 * numeric, rtol=1e-7, atol=1e-9)
