@@ -2,10 +2,11 @@
 
 Chapter 9 (Rumelhart, Hinton & Williams 1986): the symmetry labels, and XOR, 6-bit mirror
 symmetry and the 8-3-8 encoder each reaching its criterion with the 1986 rule (full-batch
-gradient descent with momentum on E = 1/2 sum (a - y)^2). Chapter 10: the digits MLP and a
-small strided convolutional net train, and ``bpkit.nn.Conv2d`` agrees with central finite
+gradient descent with momentum on E = 1/2 sum (a - y)^2). Chapter 10: the digits MLP and the
+small pooled convolutional net train, ``bpkit.nn.Conv2d`` agrees with central finite
 differences and with an independent convolution written with HIPS autograd, for the
-stride/padding combinations the LeNet-like net of chapter 10 uses.
+stride/padding combinations of chapter 10, and ``bpkit.nn.MaxPool2d`` agrees with HIPS
+autograd.
 """
 
 from __future__ import annotations
@@ -150,30 +151,59 @@ def test_digits_mlp_short_run():
 
 
 def lenet_like(seed: int):
-    """The LeNet-like net of chapter 10: two strided 3x3 convolutions with tanh, 8 -> 4 -> 2."""
+    """The LeNet-like net of chapter 10: two padded 3x3 convolutions with ReLU, each followed by
+    2x2 max-pooling (8 -> 4 -> 2), then a linear layer to 10 classes."""
     nn = bpkit.nn
+    rng = np.random.default_rng(seed)
     return nn.Sequential(
-        nn.Conv2d(1, 12, 3, stride=2, padding=1, init="xavier", seed=seed),
-        nn.Tanh(),
-        nn.Conv2d(12, 24, 3, stride=2, padding=1, init="xavier", seed=seed + 1),
-        nn.Tanh(),
+        nn.Conv2d(1, 16, 3, padding=1, seed=rng),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1, seed=rng),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
         nn.Flatten(),
-        nn.Linear(24 * 2 * 2, 10, init="xavier", seed=seed + 2),
+        nn.Linear(32 * 2 * 2, 10, init="xavier", seed=rng),
     )
 
 
-def test_strided_conv_net_trains():
+def test_pooled_conv_net_trains():
     X, labels = bpkit.data.digits("train", flatten=False)
     X = X[:400, None]
     labels = labels[:400]
     model = lenet_like(seed=0)
+    assert sum(p.data.size for p in model.parameters()) == 160 + 4640 + 1290
     with bpkit.no_grad():
         before = bpkit.F.cross_entropy(model(Tensor(X)), labels).item()
-    train_classifier(model, X, labels, epochs=3, lr=0.05, seed=0)
+    train_classifier(model, X, labels, epochs=3, lr=0.03, seed=0)
     with bpkit.no_grad():
         after = bpkit.F.cross_entropy(model(Tensor(X)), labels).item()
     assert after < 0.6 * before
     assert accuracy(model, X, labels) > 0.6
+
+
+def maxpool_autograd(x, k):
+    """2-D max-pooling over k x k blocks (stride k) by loops, in autograd.numpy."""
+    n, c, h, w = x.shape
+    rows = []
+    for i in range(h // k):
+        row = x[:, :, i * k : i * k + k]
+        cols = [anp.max(row[:, :, :, j * k : j * k + k], axis=(2, 3)) for j in range(w // k)]
+        rows.append(anp.stack(cols, axis=-1))
+    return anp.stack(rows, axis=-2)
+
+
+@pytest.mark.parametrize("k,size", [(2, 8), (2, 5), (3, 6)])
+def test_maxpool_matches_autograd(k, size):
+    rng = np.random.default_rng(10 * k + size)
+    x = rng.standard_normal((2, 3, size, size))  # continuous: no ties
+    r = rng.standard_normal((2, 3, size // k, size // k))
+    xt = Tensor(x, requires_grad=True)
+    z = bpkit.nn.MaxPool2d(k)(xt)
+    (z * r).sum().backward()
+    np.testing.assert_allclose(z.data, maxpool_autograd(x, k), rtol=0, atol=0)
+    g = autograd.grad(lambda x: anp.sum(maxpool_autograd(x, k) * r))(x)
+    np.testing.assert_allclose(xt.grad, g, rtol=1e-12, atol=0)
 
 
 # -- chapter 10: Conv2d against finite differences and HIPS autograd ---------------------
@@ -203,8 +233,9 @@ def conv2d_autograd(x, W, b, stride, padding):
     return anp.stack(rows, axis=-2)  # (n, o, h_out, w_out)
 
 
-# (in, out, kernel, stride, padding, image size): the LeNet-like layers of chapter 10
-# and neighbours (no padding, stride 1, odd sizes, a 5x5 kernel as in LeCun et al. 1989)
+# (in, out, kernel, stride, padding, image size): the convolutions of chapter 10 (stride 1
+# and 2, padding 1) and neighbours (no padding, odd sizes, a 5x5 kernel as in LeCun et al.
+# 1989)
 CASES = [
     (1, 3, 3, 2, 1, 8),
     (3, 4, 3, 2, 1, 4),
