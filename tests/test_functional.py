@@ -3,6 +3,7 @@ differences, numerical stability for huge logits, input checking."""
 
 import numpy as np
 import pytest
+from finite_differences import numeric_grad
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -10,20 +11,6 @@ import bpkit
 from bpkit import F, Tensor, Value
 
 SETTINGS = settings(max_examples=15, deadline=None)
-
-
-def numeric_grad(f, x, h=1e-6):
-    x = np.array(x, dtype=np.float64)
-    g = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        old = x[idx]
-        x[idx] = old + h
-        fp = f(x)
-        x[idx] = old - h
-        fm = f(x)
-        x[idx] = old
-        g[idx] = (fp - fm) / (2 * h)
-    return g
 
 
 # Reference values with plain NumPy (written independently of bpkit's stable forms).

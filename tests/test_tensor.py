@@ -3,6 +3,7 @@ random shapes), broadcasting, dtypes, graph semantics and no_grad."""
 
 import numpy as np
 import pytest
+from finite_differences import numeric_grad
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -10,22 +11,6 @@ import bpkit
 from bpkit import Tensor
 
 SETTINGS = settings(max_examples=15, deadline=None)
-
-
-def numeric_grad(f, x, h=1e-6):
-    """Central differences of the scalar f(ndarray) -> float, in float64 (independent of
-    bpkit.gradcheck)."""
-    x = np.array(x, dtype=np.float64)
-    g = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        old = x[idx]
-        x[idx] = old + h
-        fp = f(x)
-        x[idx] = old - h
-        fm = f(x)
-        x[idx] = old
-        g[idx] = (fp - fm) / (2 * h)
-    return g
 
 
 def check_unary(op, x, r=None, tol=1e-6):
