@@ -30,6 +30,15 @@ def toc_files() -> list[str]:
 NOTEBOOKS = sorted(ROOT.glob("book/*.ipynb"))
 
 
+def code_cells(path: Path) -> list:
+    """The notebook's non-empty code cells; skips the test if there are none."""
+    nb = nbformat.read(path, as_version=4)
+    cells = [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
+    if not cells:
+        pytest.skip("no code cells")
+    return cells
+
+
 def test_every_toc_entry_exists():
     missing = [f for f in toc_files() if not any((ROOT / f).with_suffix(s).exists()
                                                  for s in (".ipynb", ".md"))]
@@ -43,10 +52,7 @@ def test_every_notebook_is_in_the_toc():
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_executed_in_order_with_outputs(path):
-    nb = nbformat.read(path, as_version=4)
-    code = [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
-    if not code:
-        pytest.skip("no code cells")
+    code = code_cells(path)
     counts = [c.execution_count for c in code]
     assert None not in counts, f"{path.name}: some cells were never executed"
     assert counts == list(range(1, len(counts) + 1)), f"{path.name}: not run top to bottom"
@@ -56,11 +62,7 @@ def test_notebook_executed_in_order_with_outputs(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_reports_bpkit_version(path):
-    nb = nbformat.read(path, as_version=4)
-    code = [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
-    if not code:
-        pytest.skip("no code cells")
-    first = code[0]
+    first = code_cells(path)[0]
     assert "bpkit.__version__" in first.source, "the first code cell prints bpkit.__version__"
     text = "".join(o.get("text", "") for o in first.outputs if o.output_type == "stream")
     assert re.search(rf"\b{re.escape(bpkit.__version__)}\b", text), (
