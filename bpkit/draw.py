@@ -130,6 +130,28 @@ def _arc_point(ax: Axes, p0: tuple, p1: tuple, rad: float, t: float) -> tuple[fl
     return tuple(to_disp.inverted().transform((x, y)))
 
 
+def _side(ax: Axes, p0: tuple, p1: tuple, rad: float) -> np.ndarray:
+    """Unit normal (display coordinates) of the chord p0 -> p1 on the side where the
+    ``arc3,rad`` curve bulges; for a straight edge (rad 0) the side below a rightward edge."""
+    d = ax.transData.transform(p1) - ax.transData.transform(p0)
+    d = d / max(float(np.hypot(*d)), 1e-9)
+    right = np.array([d[1], -d[0]])  # arc3 moves its control point by +rad along this normal
+    return right if rad >= 0 else -right
+
+
+def _shift(ax: Axes, p: tuple, offset: np.ndarray) -> tuple[float, float]:
+    """The data point ``offset`` pixels away from data point p."""
+    disp = ax.transData.transform(p) + offset
+    return tuple(ax.transData.inverted().transform(disp))
+
+
+def _overlaps(a: Any, others: list[Any], pad: float) -> bool:
+    return any(
+        a.x0 < b.x1 + pad and b.x0 < a.x1 + pad and a.y0 < b.y1 + pad and b.y0 < a.y1 + pad
+        for b in others
+    )
+
+
 def draw_graph(
     root: Any,
     ax: Axes | None = None,
@@ -144,14 +166,18 @@ def draw_graph(
 
     - ``show_grad``: print each node's adjoint ``grad`` (run ``root.backward()`` first);
     - ``show_adjoint``: also draw the reverse pass, one red dashed arrow per edge from
-      parent to child; for Values it is labelled with the contribution
-      d(parent)/d(child) x parent.grad that the child receives along that edge;
+      parent to child, running beside its forward edge (below a straight one, outside a
+      curved one); for Values it is labelled, in a small boxed label placed clear of the
+      node boxes, with the contribution d(parent)/d(child) x parent.grad that the child
+      receives along that edge;
     - ``show_local``: label forward edges of a Value graph with the local derivative
       d(parent)/d(child).
 
     A new figure of size ``figsize`` (by default from the graph's size) is made when ``ax``
-    is None. Nodes and arrows are matplotlib artists with gid ``"bpkit-node"``,
-    ``"bpkit-edge"`` or ``"bpkit-adjoint"``.
+    is None; the adjoint arrows and labels are placed in display units for the figure's
+    size at the time of the call, so choose ``figsize`` here rather than resizing later.
+    Nodes and arrows are matplotlib artists with gid ``"bpkit-node"``, ``"bpkit-edge"`` or
+    ``"bpkit-adjoint"``; adjoint labels have gid ``"bpkit-adjoint-label"``.
     """
     order, layer = _graph(root, max_nodes)
     layers = _order_layers(order, layer)
@@ -164,8 +190,10 @@ def draw_graph(
     height = max(len(nodes) for nodes in layers)
     if ax is None:
         if figsize is None:
-            figsize = (max(3.0, 1.9 * len(layers) + 0.6), max(1.6, 0.95 * height + 0.6))
-        _, ax = plt.subplots(figsize=figsize)
+            width = 1.65 * len(layers) + 0.4  # a box plus room for an adjoint label
+            figsize = (max(3.0, min(10.0, width)), max(1.6, 1.05 * height + 0.9))
+        fig, ax = plt.subplots(figsize=figsize)
+        fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.99)
 
     ax.set_xlim(-0.9 * dx / 2 - 0.3, (len(layers) - 1) * dx + 0.9 * dx / 2 + 0.3)
     ax.set_ylim(-(height - 1) / 2 * dy - 0.75, (height - 1) / 2 * dy + 0.75)
@@ -193,6 +221,38 @@ def draw_graph(
         text.set_gid("bpkit-node")
         boxes[id(node)] = text
 
+    renderer = ax.figure.canvas.get_renderer()
+    node_extents = []
+    for text in boxes.values():
+        text.update_bbox_position_size(renderer)
+        node_extents.append(text.get_bbox_patch().get_window_extent(renderer))
+    px = ax.figure.dpi / 72  # pixels per point
+    labels: list[Any] = []
+
+    def place_label(text: Any, curve: tuple, rad: float, normal: np.ndarray) -> None:
+        """Put ``text`` beside the curve (p0, p1) on the ``normal`` side: at the first of a
+        fixed list of points along it where its box clears every node box and earlier label,
+        else where it clears the node boxes and overlaps the fewest labels."""
+        size = text.get_window_extent(renderer)
+        away = 3 * px + abs(normal[0]) * size.width / 2 + abs(normal[1]) * size.height / 2
+        best = None
+        for k, t in enumerate((0.5, 0.4, 0.6, 0.3, 0.7, 0.45, 0.55, 0.35, 0.65, 0.25, 0.75)):
+            at = _shift(ax, _arc_point(ax, *curve, rad, t), away * normal)
+            text.set_position(at)
+            text.update_bbox_position_size(renderer)
+            extent = text.get_bbox_patch().get_window_extent(renderer)
+            score = (
+                _overlaps(extent, node_extents, 2 * px),
+                sum(_overlaps(extent, [b], px) for b in labels),
+                k,
+            )
+            if best is None or score < best[0]:
+                best = (score, at, extent)
+            if score[:2] == (False, 0):
+                break
+        text.set_position(best[1])
+        labels.append(best[2])
+
     local_of = getattr  # Values carry d(parent)/d(child) in _local; Tensors do not
     for parent in order:
         locals_ = local_of(parent, "_local", None)
@@ -205,7 +265,6 @@ def draw_graph(
             if span > 1 and rep == 0:  # bow a long edge away from the middle, around boxes
                 up = xy[id(child)][1] + xy[id(parent)][1] >= 0
                 rad = -0.25 if up else 0.25
-            back_rad = -1.8 * rad if span > 1 and rep == 0 else 0.3 + 0.15 * rep
             arrow = ax.annotate(
                 "",
                 xy=xy[id(parent)],
@@ -236,10 +295,15 @@ def draw_graph(
                     zorder=4,
                 )
             if show_adjoint:
+                # the reverse arrow runs beside its forward edge, shifted to the side the
+                # edge bulges to (below a straight edge), from the parent's box to the child's
+                normal = _side(ax, xy[id(child)], xy[id(parent)], rad)
+                start = _shift(ax, xy[id(parent)], 0.9 * fontsize * px * normal)
+                end = _shift(ax, xy[id(child)], 0.9 * fontsize * px * normal)
                 back = ax.annotate(
                     "",
-                    xy=xy[id(child)],
-                    xytext=xy[id(parent)],
+                    xy=end,
+                    xytext=start,
                     arrowprops=dict(
                         arrowstyle="-|>",
                         color=ADJOINT_COLOR,
@@ -249,20 +313,27 @@ def draw_graph(
                         shrinkB=2,
                         patchA=boxes[id(parent)].get_bbox_patch(),
                         patchB=boxes[id(child)].get_bbox_patch(),
-                        connectionstyle=f"arc3,rad={back_rad}",
+                        connectionstyle=f"arc3,rad={-rad}",
                     ),
                     zorder=3,
                 )
                 back.set_gid("bpkit-adjoint")
                 if has_local:
-                    ax.text(
-                        *_arc_point(ax, xy[id(parent)], xy[id(child)], back_rad, 0.5),
+                    label = ax.text(
+                        *start,
                         _fmt(locals_[j] * parent.grad),
                         fontsize=fontsize * 0.85,
                         ha="center",
                         va="center",
                         color=ADJOINT_COLOR,
-                        backgroundcolor="white",
-                        zorder=4,
+                        zorder=5,
+                        bbox=dict(
+                            boxstyle="round,pad=0.15",
+                            facecolor="white",
+                            edgecolor=ADJOINT_COLOR,
+                            linewidth=0.4,
+                        ),
                     )
+                    label.set_gid("bpkit-adjoint-label")
+                    place_label(label, (start, end), -rad, normal)
     return ax

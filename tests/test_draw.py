@@ -116,3 +116,33 @@ def test_bad_input():
 def test_import_bpkit_does_not_import_matplotlib():
     code = "import sys, bpkit; assert 'matplotlib' not in sys.modules, 'matplotlib imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def skip_connection_example():
+    """Chapter 5's graph: v9 = tanh(v6) v6 + v4 with v4 = w x1, v6 = w x1 + w x2."""
+    x1, x2, w = Value(0.3, label="x1"), Value(-1.2, label="x2"), Value(0.7, label="w")
+    v4 = w * x1
+    v6 = v4 + w * x2
+    v9 = v6.tanh() * v6 + v4
+    v9.backward()
+    return v9
+
+
+@pytest.mark.parametrize("example", [fan_out_example, skip_connection_example])
+def test_adjoint_labels_sit_clear_of_the_node_boxes(example):
+    root = example()
+    root = root[0] if isinstance(root, tuple) else root
+    ax = draw_graph(root, show_adjoint=True)
+    fig = ax.figure
+    fig.canvas.draw()  # Agg renderer: the extents below are the rendered ones
+    boxes = [t.get_bbox_patch().get_window_extent() for t in by_gid(ax, "bpkit-node")]
+    arrow_gids = ("bpkit-node", "bpkit-edge", "bpkit-adjoint")
+    labels = [t for t in ax.texts if t.get_gid() not in arrow_gids and t.get_text()]
+    assert len(labels) == len(by_gid(ax, "bpkit-adjoint"))  # every Value edge is labelled
+    for label in labels:
+        patch = label.get_bbox_patch()
+        extent = patch.get_window_extent() if patch else label.get_window_extent()
+        for box in boxes:
+            assert not extent.overlaps(box), f"adjoint label {label.get_text()!r} on a node box"
+    assert fig.get_size_inches()[0] <= 10
+    plt.close(fig)
