@@ -13,6 +13,11 @@ Activations f and their derivatives f':
 - swish    z sigma(z),                           swish' = sigma + z sigma (1 - sigma)
 - mish     z tanh(softplus(z)),  softplus(z) = log(1 + e^z)
 
+The affine map of a layer, one graph node instead of three (``@``, ``.T``, ``+``):
+
+- linear(a, W, b) = a W^T + b for a batch of rows a (Eq. z^l = W^l a^{l-1} + b^l),
+  with dC/da = G W, dC/dW = G^T a, dC/db = sum over the batch of G.
+
 Losses (averaged over the examples of a batch):
 
 - mse_loss(pred, target) = mean((pred - target)^2)
@@ -31,6 +36,7 @@ from .scalar import Value
 from .tensor import Tensor, _accumulate
 
 __all__ = [
+    "linear",
     "sigmoid",
     "tanh",
     "relu",
@@ -56,6 +62,59 @@ def _array_arg(x: Any, who: str) -> Any:
     if isinstance(x, Value):
         raise TypeError(f"{who}: got a scalar Value; {who} takes a Tensor (or an array)")
     return _arg(x)
+
+
+def linear(a: Any, W: Any, b: Any = None) -> Any:
+    """z = a W^T + b: the layer's z^l = W^l a^{l-1} + b^l for a batch of rows ``a`` (N, n_in).
+
+    ``W`` has shape (n_out, n_in), ``b`` (n_out,) or None. For a batch of Tensors this is one
+    graph node with the rules dC/da = G W, dC/dW = G^T a, dC/db = sum_n G_n (G = dC/dz); it gives
+    the same numbers as ``a @ W.T + b``, which is what it computes under forward mode.
+    """
+    if not isinstance(a, Tensor) or not isinstance(W, Tensor) or (
+        b is not None and not isinstance(b, Tensor)
+    ):
+        if any(isinstance(t, Dual) for t in (a, W, b)):
+            z = _arg(a) @ _arg(W).T
+            return z if b is None else z + b
+        a, W = _array_arg(a, "linear"), _array_arg(W, "linear")
+        b = None if b is None else _array_arg(b, "linear")
+    A, Wd = a.data, W.data
+    if A.ndim != 2 and Wd.ndim == 2 and A.shape[-1:] == Wd.shape[1:]:
+        z = a @ W.T  # one example (1-D) or extra batch axes: compose the same rule
+        return z if b is None else z + b
+    if A.ndim != 2 or Wd.ndim != 2 or A.shape[1] != Wd.shape[1]:
+        raise ValueError(
+            f"linear: input of shape {A.shape} and weights of shape {Wd.shape} do not fit; "
+            f"expected (N, n_in) and (n_out, n_in)"
+        )
+    if b is not None and b.data.shape != (Wd.shape[0],):
+        raise ValueError(
+            f"linear: bias of shape {b.data.shape}, expected ({Wd.shape[0]},) for weights of "
+            f"shape {Wd.shape}"
+        )
+    z = np.matmul(A, Wd.T)
+    if b is not None:
+        if np.result_type(z, b.data) == z.dtype:
+            z += b.data  # in place: z is ours
+        else:
+            z = z + b.data
+    out = Tensor._make(z, (a, W) if b is None else (a, W, b), "linear")
+    if out.requires_grad:
+
+        def _backward(g: np.ndarray) -> None:
+            if a.requires_grad:  # dC/da = G W
+                _accumulate(a, np.matmul(g, Wd), fresh=True)
+            if W.requires_grad:  # dC/dW = G^T a, made in W's own memory layout
+                if Wd.strides[0] < Wd.strides[1]:  # column-major W
+                    _accumulate(W, np.matmul(A.T, g).T, fresh=True)
+                else:
+                    _accumulate(W, np.matmul(g.T, A), fresh=True)
+            if b is not None and b.requires_grad:  # dC/db = sum over the batch of G
+                _accumulate(b, g.sum(axis=0), fresh=True)
+
+        out._backward = _backward
+    return out
 
 
 def sigmoid(z: Any) -> Any:

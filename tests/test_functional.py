@@ -159,3 +159,70 @@ def test_softmax_and_losses_reject_a_value_by_name():
     ]:
         with pytest.raises(TypeError, match=rf"{name}: got a scalar Value"):
             call()
+
+
+# -- linear: the fused affine node of nn.Linear ---------------------------------------------
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**16), n=st.integers(1, 6), n_in=st.integers(1, 5),
+       n_out=st.integers(1, 4), order=st.sampled_from("CF"), bias=st.booleans())
+def test_linear_gradients_against_central_differences(seed, n, n_in, n_out, order, bias):
+    rng = np.random.default_rng(seed)
+    a0, r = rng.standard_normal((n, n_in)), rng.standard_normal((n, n_out))
+    W0 = np.asarray(rng.standard_normal((n_out, n_in)), order=order)
+    b0 = rng.standard_normal(n_out)
+    a, W, b = (Tensor(v.copy(order="K"), requires_grad=True) for v in (a0, W0, b0))
+    (F.linear(a, W, b if bias else None) * r).sum().backward()
+
+    def loss(av, Wv, bv):  # plain NumPy, no bpkit
+        return float(((av @ Wv.T + (bv if bias else 0)) * r).sum())
+
+    np.testing.assert_allclose(a.grad, numeric_grad(lambda v: loss(v, W0, b0), a0), rtol=1e-6,
+                               atol=1e-8)
+    np.testing.assert_allclose(W.grad, numeric_grad(lambda v: loss(a0, v, b0), W0), rtol=1e-6,
+                               atol=1e-8)
+    assert W.grad.flags.f_contiguous == W.data.flags.f_contiguous  # made in W's own layout
+    if bias:
+        np.testing.assert_allclose(b.grad, numeric_grad(lambda v: loss(a0, W0, v), b0),
+                                   rtol=1e-6, atol=1e-8)
+    else:
+        assert b.grad is None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_linear_is_one_node_with_the_numbers_of_the_composition(dtype):
+    rng = np.random.default_rng(3)
+    a0 = rng.standard_normal((7, 5)).astype(dtype)
+    W0, b0 = rng.standard_normal((4, 5)).astype(dtype), rng.standard_normal(4).astype(dtype)
+    fused = [Tensor(v, requires_grad=True) for v in (a0, W0, b0)]
+    plain = [Tensor(v, requires_grad=True) for v in (a0, W0, b0)]
+    z = F.linear(*fused)
+    assert z._op == "linear" and len(z._prev) == 3
+    z2 = plain[0] @ plain[1].T + plain[2]
+    np.testing.assert_array_equal(z.data, z2.data)
+    g = rng.standard_normal((7, 4)).astype(dtype)
+    z.backward(g)
+    z2.backward(g)
+    for f, p in zip(fused, plain, strict=True):
+        assert f.grad.dtype == dtype
+        np.testing.assert_allclose(f.grad, p.grad, rtol=1e-6 if dtype == np.float32 else 1e-14)
+
+
+def test_linear_one_example_and_forward_mode():
+    rng = np.random.default_rng(4)
+    W, b, x, v = (rng.standard_normal(s) for s in [(3, 2), (3,), (2,), (2,)])
+    np.testing.assert_allclose(F.linear(x, W, b).data, W @ x + b)  # a single row, 1-D
+    y, jv = bpkit.jvp(lambda t: F.linear(t, Tensor(W), Tensor(b)), x, v)
+    np.testing.assert_allclose(y, W @ x + b)
+    np.testing.assert_allclose(jv, W @ v)
+    X, V = rng.standard_normal((5, 2)), rng.standard_normal((5, 2))  # a batch, plain arrays
+    np.testing.assert_allclose(bpkit.jvp(lambda t: F.linear(t, W, b), X, V)[1], V @ W.T)
+
+
+def test_linear_names_mismatched_shapes():
+    with pytest.raises(ValueError, match=r"linear: input of shape \(2, 3\) and weights of shape "
+                                         r"\(4, 5\)"):
+        F.linear(np.zeros((2, 3)), np.zeros((4, 5)))
+    with pytest.raises(ValueError, match=r"linear: bias of shape \(5,\), expected \(4,\)"):
+        F.linear(np.zeros((2, 5)), np.zeros((4, 5)), np.zeros(5))

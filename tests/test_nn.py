@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import bpkit
-from bpkit import F, Tensor, nn
+from bpkit import F, Tensor, nn, optim
 
 ACT_NP = {
     "relu": lambda z: anp.maximum(z, 0.0),
@@ -111,6 +111,30 @@ def test_linear_gradient_vs_finite_differences_float64():
     np.testing.assert_allclose(layer.b.grad, gb, rtol=1e-7)
     # the closed forms dC/dW = delta^T a and dC/db = sum of delta, delta = r
     np.testing.assert_allclose(layer.W.grad, r.T @ a)
+
+
+def test_linear_keeps_w_column_major_through_training_and_load(tmp_path):
+    """W is stored column-major (so a @ W.T is a plain row-major GEMM); its gradient, an SGD
+    step and a load keep that layout, and the layout changes no number."""
+    model = nn.MLP([5, 4, 3], activation="relu", seed=2)
+    X = np.random.default_rng(1).standard_normal((6, 5))
+    W = model.layers[0].W
+    assert W.data.flags.f_contiguous and not W.data.flags.c_contiguous
+    F.mse_loss(model(X), np.zeros((6, 3))).backward()
+    assert W.grad.flags.f_contiguous
+    optim.SGD(model.parameters(), lr=0.1, momentum=0.5).step()
+    assert W.data.flags.f_contiguous
+    # the same network with row-major weights computes the same numbers
+    a = X
+    for layer, f in zip(model.layers, [np.maximum, None], strict=True):
+        a = a @ np.ascontiguousarray(layer.W.data).T + layer.b.data
+        a = f(a, 0) if f else a
+    np.testing.assert_allclose(model(X).data, a, rtol=1e-14)
+    model.save(tmp_path / "m.npz")
+    other = nn.MLP([5, 4, 3], activation="relu", seed=3)
+    other.load(tmp_path / "m.npz")
+    assert other.layers[0].W.data.flags.f_contiguous
+    np.testing.assert_array_equal(other(X).data, model(X).data)
 
 
 def test_initialisation_named_and_seeded():
