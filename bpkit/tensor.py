@@ -270,10 +270,6 @@ class Tensor:
             raise ValueError(f"item: tensor has shape {self.data.shape}, need exactly one element")
         return self.data.item()
 
-    def numpy(self) -> np.ndarray:
-        """The underlying array (not a copy)."""
-        return self.data
-
     def detach(self) -> Tensor:
         """A tensor sharing ``data``, outside the graph."""
         return Tensor(self.data)
