@@ -1,4 +1,4 @@
-"""The built book: a warning-free build, and every page working offline in a real browser.
+"""The built book: a warning-free build, one work per citation label, and every page offline.
 
 The book is built once per test session from the notebooks' committed outputs (the same
 build the README's book command runs), into a temporary folder. The browser checks run
@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import posixpath
 import re
 import shutil
 import subprocess
@@ -20,6 +21,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from bs4 import BeautifulSoup, Tag
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("BPKIT_CHROMIUM", "/usr/bin/chromium")
@@ -69,6 +71,51 @@ def test_html_names_no_other_host_for_assets(build):
         for url in re.findall(r'<(?:script|link|img)[^>]+(?:src|href)="(https?://[^"]+)"', text):
             offenders.append(f"{page.relative_to(html)}: {url}")
     assert not offenders, "\n".join(offenders[:20])
+
+
+YEAR = re.compile(r"(\d{4}|n\.d\.)[a-z]?")
+
+
+def citation_labels(html: Path) -> dict[str, dict[str, set[str]]]:
+    """In-text citation label ("Rumelhart et al., 1986a") -> bibliography target -> pages.
+
+    A parenthetical citation links "Author, year"; a textual one writes "Author [year]" with
+    only the year linked, so its label is the text before the bracket plus the linked year.
+    """
+    labels: dict[str, dict[str, set[str]]] = {}
+    for page in pages(html):
+        soup = BeautifulSoup((html / page).read_text(encoding="utf-8"), "html.parser")
+        for span in soup.select("span.bibtex-citation"):
+            before = ""
+            for child in span.children:
+                if isinstance(child, Tag) and child.name == "a":
+                    text = " ".join(child.get_text().split())
+                    if YEAR.fullmatch(text):
+                        author = " ".join(before.replace("[", " ").split()).strip(" ,;")
+                        text = f"{author}, {text}"
+                    target = posixpath.normpath(posixpath.join(posixpath.dirname(page),
+                                                               child["href"]))
+                    labels.setdefault(text, {}).setdefault(target, set()).add(page)
+                    before = ""
+                else:
+                    before += child.get_text() if isinstance(child, Tag) else str(child)
+    return labels
+
+
+def test_citation_labels_name_one_work_each(build):
+    """Two works never share an in-text label, and the bibliography shows the same year."""
+    _, html = build
+    labels = citation_labels(html)
+    assert any(label.startswith("Rumelhart et al., 1986") for label in labels), sorted(labels)
+    shared = {label: targets for label, targets in labels.items() if len(targets) > 1}
+    assert not shared, f"one label, several works: {shared}"
+    for label, targets in labels.items():
+        (target,) = targets
+        page, _, anchor = target.partition("#")
+        soup = BeautifulSoup((html / page).read_text(encoding="utf-8"), "html.parser")
+        entry = " ".join(soup.find(id=anchor).get_text().split())
+        year = label.rsplit(", ", 1)[-1]
+        assert re.search(rf"\b{re.escape(year)}\b", entry), f"{label}: {entry}"
 
 
 @pytest.fixture(scope="module")
