@@ -354,17 +354,23 @@ def sweep(makers: dict) -> None:
     configs = [(f"784-{w}-{w}-10", [784, w, w, 10]) for w in widths]
     configs += [(f"784-256x{d}-10", [784] + [256] * d + [10]) for d in depths]
     names = [k for k in makers if k != "bpkit"]
+    nn_peers = [n for n in ("numpy (delta rule)", "jax.jit") if n in names]
+    makers = dict(makers, **{"bpkit.nn.MLP": make_bpkit_nn})
     print(
         f"\n== sweep: bpkit step time / peer step time (lower is better), batch 128, float32, "
-        f"median of {rounds} (fewer for width 2048) =="
+        f"median of {rounds} (fewer for width 2048); nn/...: the same for bpkit.nn.MLP =="
     )
     short = {"numpy (delta rule)": "numpy", "torch eager": "torch", "jax.jit": "jax"}
     head = f"{'net':18s} {'bpkit ms':>9s} " + " ".join(f"{'/' + short[n]:>8s}" for n in names)
+    head += "".join(f" {'nn/' + short[n]:>9s}" for n in nn_peers)
     print(head + f" {'(f+b)/f':>8s} {'numpy (f+b)/f':>14s}")
     for label, sizes in configs:
         r = rounds if sizes[1] < 2048 else max(5, rounds // 4)
         t = measure_net(sizes, r, makers)
         cells = " ".join(f"{ratio(t, 'bpkit step', n + ' step'):7.2f}x" for n in names)
+        if "bpkit.nn.MLP step" in t:
+            cells += "".join(f" {ratio(t, 'bpkit.nn.MLP step', n + ' step'):8.2f}x"
+                             for n in nn_peers)
         fb = ratio(t, "bpkit fwd+bwd", "bpkit fwd")
         fn = ratio(t, "numpy (delta rule) fwd+bwd", "numpy (delta rule) fwd")
         print(f"{label:18s} {fmt_ms(median(t, 'bpkit step'))} {cells} {fb:8.2f} {fn:14.2f}")
