@@ -103,7 +103,8 @@ def citation_labels(html: Path) -> dict[str, dict[str, set[str]]]:
 
 
 def test_citation_labels_name_one_work_each(build):
-    """Two works never share an in-text label, and the bibliography shows the same year."""
+    """Two works never share an in-text label, and the bibliography lists each work under
+    the label it is cited by (lettered year included)."""
     _, html = build
     labels = citation_labels(html)
     assert any(label.startswith("Rumelhart et al., 1986") for label in labels), sorted(labels)
@@ -113,9 +114,13 @@ def test_citation_labels_name_one_work_each(build):
         (target,) = targets
         page, _, anchor = target.partition("#")
         soup = BeautifulSoup((html / page).read_text(encoding="utf-8"), "html.parser")
-        entry = " ".join(soup.find(id=anchor).get_text().split())
+        node = soup.find(id=anchor)
+        entry = " ".join(node.get_text().split())
         year = label.rsplit(", ", 1)[-1]
         assert re.search(rf"\b{re.escape(year)}\b", entry), f"{label}: {entry}"
+        # the entry is labelled with the words it is cited by
+        shown = " ".join(node.select_one("span.label").get_text().split()).strip("[]")
+        assert shown == label, f"cited as {label!r}, listed as {shown!r}"
 
 
 @pytest.fixture(scope="module")

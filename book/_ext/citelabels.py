@@ -9,7 +9,11 @@ and the PDP chapter). This extension adds the usual letter to the year of such w
 * the formatting style ``plain_disambiguated`` (pybtex plugin),
 
 which are ``author_year`` and ``plain`` with the year of each entry replaced by its lettered
-year. Works clash when the author part of their in-text label (rendered by the referencing
+year, and the label style ``author_year_disambiguated`` (pybtex plugin), which labels each
+bibliography entry with its in-text label ("Rumelhart et al., 1986b") instead of a number,
+so a reader finds a citation in the list by the words it was cited with.
+
+Works clash when the author part of their in-text label (rendered by the referencing
 style itself, so "A", "A and B" or "A et al.") and their year are equal; within a clash the
 letters follow the bibliography's own order (``plain`` sorts by authors, year, then title),
 so "a" is the one listed first. The letters are worked out once per build, from every entry
@@ -29,6 +33,7 @@ from pybtex.database import Entry
 from pybtex.richtext import BaseText
 from pybtex.style import FormattedEntry
 from pybtex.style.formatting.plain import Style as PlainStyle
+from pybtex.style.labels import BaseLabelStyle
 from pybtex.style.template import Node, join, node
 from pybtex.utils import OrderedCaseInsensitiveDict
 from sphinx.application import Sphinx
@@ -38,6 +43,8 @@ from sphinxcontrib.bibtex.style.referencing.author_year import AuthorYearReferen
 
 #: Entry key -> letter for the year ("a", "b", ...); only keys that need one.
 YEAR_SUFFIXES: dict[str, str] = {}
+#: Entry key -> its in-text label with the lettered year ("Rumelhart et al., 1986b").
+LABELS: dict[str, str] = {}
 
 
 def with_suffixed_year(entry: Entry) -> Entry:
@@ -51,14 +58,18 @@ def with_suffixed_year(entry: Entry) -> Entry:
     return entry
 
 
+def author_part(entry: Entry, style: AuthorYearReferenceStyle) -> str:
+    """The author part of an entry's in-text label: "A", "A and B" or "A et al."."""
+    authors = style.person.author_or_editor_or_title(full=False)
+    return authors.format_data({"entry": entry, "style": style}).render_as("text")
+
+
 def year_suffixes(entries: list[Entry], style: AuthorYearReferenceStyle) -> dict[str, str]:
     """Letters for the entries whose in-text author part and year coincide."""
     groups: defaultdict[tuple[str, str], list[Entry]] = defaultdict(list)
-    authors = style.person.author_or_editor_or_title(full=False)
     for entry in entries:
         if "year" in entry.fields:
-            label = authors.format_data({"entry": entry, "style": style}).render_as("text")
-            groups[(label, entry.fields["year"])].append(entry)
+            groups[(author_part(entry, style), entry.fields["year"])].append(entry)
     order = PlainStyle().sort
     suffixes: dict[str, str] = {}
     for group in groups.values():
@@ -81,8 +92,19 @@ class DisambiguatedAuthorYearStyle(AuthorYearReferenceStyle):
         return _suffixed_year[super().inner(role_name)]
 
 
+class AuthorYearLabelStyle(BaseLabelStyle):
+    """Bibliography labels that repeat the in-text labels, lettered years included."""
+
+    def format_labels(self, sorted_entries: Any) -> Any:
+        for number, entry in enumerate(sorted_entries, start=1):
+            yield LABELS.get(entry.key, str(number))
+
+
 class DisambiguatedPlainStyle(PlainStyle):
-    """pybtex's ``plain`` bibliography with the same lettered years as the citations."""
+    """pybtex's ``plain`` bibliography with the same lettered years as the citations, and
+    the citations' author-year labels in place of numbers."""
+
+    default_label_style = "author_year_disambiguated"
 
     def format_entry(self, label: str, entry: Entry, bib_data: Any = None) -> FormattedEntry:
         return super().format_entry(label, with_suffixed_year(entry), bib_data=bib_data)
@@ -92,9 +114,14 @@ def compute_suffixes(app: Sphinx) -> None:
     """Fill :data:`YEAR_SUFFIXES` from every entry of the bib files (none unless author-year)."""
     domain = cast(BibtexDomain, app.env.get_domain("cite"))
     YEAR_SUFFIXES.clear()
-    if isinstance(domain.reference_style, AuthorYearReferenceStyle):
+    LABELS.clear()
+    style = domain.reference_style
+    if isinstance(style, AuthorYearReferenceStyle):
         entries = list(domain.bibdata.data.entries.values())
-        YEAR_SUFFIXES.update(year_suffixes(entries, domain.reference_style))
+        YEAR_SUFFIXES.update(year_suffixes(entries, style))
+        for entry in entries:
+            year = entry.fields.get("year", "n.d.") + YEAR_SUFFIXES.get(entry.key, "")
+            LABELS[entry.key] = f"{author_part(entry, style)}, {year}"
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
@@ -105,6 +132,9 @@ def setup(app: Sphinx) -> dict[str, Any]:
     )
     pybtex.plugin.register_plugin(
         "pybtex.style.formatting", "plain_disambiguated", DisambiguatedPlainStyle
+    )
+    pybtex.plugin.register_plugin(
+        "pybtex.style.labels", "author_year_disambiguated", AuthorYearLabelStyle
     )
     # after sphinxcontrib-bibtex's own builder-inited handler has read the bib files
     app.connect("builder-inited", compute_suffixes, priority=600)
