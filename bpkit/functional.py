@@ -33,7 +33,7 @@ import numpy as np
 
 from .forward import Dual
 from .scalar import Value
-from .tensor import Tensor, _accumulate
+from .tensor import Tensor, _accumulate, _matmul_like
 
 __all__ = [
     "linear",
@@ -71,18 +71,14 @@ def linear(a: Any, W: Any, b: Any = None) -> Any:
     graph node with the rules dC/da = G W, dC/dW = G^T a, dC/db = sum_n G_n (G = dC/dz); it gives
     the same numbers as ``a @ W.T + b``, which is what it computes under forward mode.
     """
-    if not isinstance(a, Tensor) or not isinstance(W, Tensor) or (
-        b is not None and not isinstance(b, Tensor)
-    ):
-        if any(isinstance(t, Dual) for t in (a, W, b)):
-            z = _arg(a) @ _arg(W).T
-            return z if b is None else z + b
-        a, W = _array_arg(a, "linear"), _array_arg(W, "linear")
-        b = None if b is None else _array_arg(b, "linear")
-    A, Wd = a.data, W.data
-    if A.ndim != 2 and Wd.ndim == 2 and A.shape[-1:] == Wd.shape[1:]:
-        z = a @ W.T  # one example (1-D) or extra batch axes: compose the same rule
+    a, W = _array_arg(a, "linear"), _array_arg(W, "linear")
+    b = None if b is None else _array_arg(b, "linear")
+    if isinstance(a, Dual) or isinstance(W, Dual) or isinstance(b, Dual) or (
+        a.ndim != 2 and W.ndim == 2 and a.shape[-1:] == W.shape[1:]
+    ):  # forward mode, or one example (1-D) or extra batch axes: compose the same rule
+        z = a @ W.T
         return z if b is None else z + b
+    A, Wd = a.data, W.data
     if A.ndim != 2 or Wd.ndim != 2 or A.shape[1] != Wd.shape[1]:
         raise ValueError(
             f"linear: input of shape {A.shape} and weights of shape {Wd.shape} do not fit; "
@@ -106,10 +102,7 @@ def linear(a: Any, W: Any, b: Any = None) -> Any:
             if a.requires_grad:  # dC/da = G W
                 _accumulate(a, np.matmul(g, Wd), fresh=True)
             if W.requires_grad:  # dC/dW = G^T a, made in W's own memory layout
-                if Wd.strides[0] < Wd.strides[1]:  # column-major W
-                    _accumulate(W, np.matmul(A.T, g).T, fresh=True)
-                else:
-                    _accumulate(W, np.matmul(g.T, A), fresh=True)
+                _accumulate(W, _matmul_like(g.T, A, Wd), fresh=True)
             if b is not None and b.requires_grad:  # dC/db = sum over the batch of G
                 _accumulate(b, g.sum(axis=0), fresh=True)
 

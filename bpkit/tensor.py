@@ -132,6 +132,15 @@ def _accumulate(t: Tensor, g: np.ndarray, fresh: bool = False) -> None:
         t._owns_grad = True
 
 
+def _matmul_like(x: np.ndarray, y: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """x @ y, laid out in memory as ``like`` is: for a column-major ``like`` (often a
+    transposed view, such as W.T), computed as (y^T x^T)^T. A gradient made this way has its
+    operand's layout, so an update ``W -= eta * dC/dW`` streams contiguously."""
+    if like.strides[0] < like.strides[1]:
+        return np.matmul(y.T, x.T).T
+    return np.matmul(x, y)
+
+
 def _as_data(x: ArrayLike, like: np.ndarray | None = None) -> np.ndarray:
     """Convert a constant operand to an array; Python numbers take the dtype of ``like``."""
     if type(x) in (float, int, bool) and like is not None:  # weak, as in NumPy
@@ -282,7 +291,7 @@ class Tensor:
 
     # -- elementwise arithmetic (broadcasting; gradients unbroadcast in _accumulate) -------
 
-    def _binary(self, other: Any, op: str, fn: Callable) -> tuple[Tensor, Tensor, np.ndarray]:
+    def _binary(self, other: Any, op: str, fn: Callable) -> np.ndarray:
         try:
             return fn(self.data, other.data)
         except ValueError as e:
@@ -448,19 +457,11 @@ class Tensor:
             def _backward(g: np.ndarray) -> None:
                 # C = A B:  dC/dA = G B^T,  dC/dB = A^T G   (batched over leading axes)
                 A, B = a.data, b.data
-                if A.ndim == 2 and B.ndim == 2:
-                    # each gradient gets its operand's memory layout (B is often W.T, a
-                    # transposed view), so later updates W -= eta * dC/dW stream contiguously
+                if A.ndim == 2 and B.ndim == 2:  # each gradient in its operand's layout
                     if a.requires_grad:
-                        if A.strides[0] < A.strides[1]:  # column-major
-                            _accumulate(a, np.matmul(B, g.T).T, fresh=True)
-                        else:
-                            _accumulate(a, np.matmul(g, B.T), fresh=True)
+                        _accumulate(a, _matmul_like(g, B.T, A), fresh=True)
                     if b.requires_grad:
-                        if B.strides[0] < B.strides[1]:
-                            _accumulate(b, np.matmul(g.T, A).T, fresh=True)
-                        else:
-                            _accumulate(b, np.matmul(A.T, g), fresh=True)
+                        _accumulate(b, _matmul_like(A.T, g, B), fresh=True)
                     return
                 A2 = A[None, :] if A.ndim == 1 else A
                 B2 = B[:, None] if B.ndim == 1 else B
