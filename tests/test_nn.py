@@ -5,6 +5,7 @@ import autograd
 import autograd.numpy as anp
 import numpy as np
 import pytest
+from finite_differences import central_differences
 
 import bpkit
 from bpkit import F, Tensor, nn, optim
@@ -34,22 +35,6 @@ def bpkit_grads(model, X, y):
     loss = F.mse_loss(model(X), y)
     loss.backward()
     return loss.item(), [p.grad.copy() for p in model.parameters()]
-
-
-def central_differences(f, params, h=1e-6):
-    grads = []
-    for p in params:
-        g = np.zeros_like(p)
-        for idx in np.ndindex(p.shape):
-            old = p[idx]
-            p[idx] = old + h
-            fp = f()
-            p[idx] = old - h
-            fm = f()
-            p[idx] = old
-            g[idx] = (fp - fm) / (2 * h)
-        grads.append(g)
-    return grads
 
 
 @pytest.mark.parametrize("act", ["relu", "tanh", "sigmoid", "swish", "mish"])
