@@ -64,12 +64,12 @@ def author_part(entry: Entry, style: AuthorYearReferenceStyle) -> str:
     return authors.format_data({"entry": entry, "style": style}).render_as("text")
 
 
-def year_suffixes(entries: list[Entry], style: AuthorYearReferenceStyle) -> dict[str, str]:
-    """Letters for the entries whose in-text author part and year coincide."""
+def year_suffixes(entries: list[Entry], authors: dict[str, str]) -> dict[str, str]:
+    """Letters for the entries whose in-text author part (``authors[key]``) and year coincide."""
     groups: defaultdict[tuple[str, str], list[Entry]] = defaultdict(list)
     for entry in entries:
         if "year" in entry.fields:
-            groups[(author_part(entry, style), entry.fields["year"])].append(entry)
+            groups[(authors[entry.key], entry.fields["year"])].append(entry)
     order = PlainStyle().sort
     suffixes: dict[str, str] = {}
     for group in groups.values():
@@ -111,17 +111,19 @@ class DisambiguatedPlainStyle(PlainStyle):
 
 
 def compute_suffixes(app: Sphinx) -> None:
-    """Fill :data:`YEAR_SUFFIXES` from every entry of the bib files (none unless author-year)."""
+    """Fill :data:`YEAR_SUFFIXES` and :data:`LABELS` from every entry of the bib files (none
+    unless author-year)."""
     domain = cast(BibtexDomain, app.env.get_domain("cite"))
     YEAR_SUFFIXES.clear()
     LABELS.clear()
     style = domain.reference_style
     if isinstance(style, AuthorYearReferenceStyle):
         entries = list(domain.bibdata.data.entries.values())
-        YEAR_SUFFIXES.update(year_suffixes(entries, style))
+        authors = {entry.key: author_part(entry, style) for entry in entries}
+        YEAR_SUFFIXES.update(year_suffixes(entries, authors))
         for entry in entries:
             year = entry.fields.get("year", "n.d.") + YEAR_SUFFIXES.get(entry.key, "")
-            LABELS[entry.key] = f"{author_part(entry, style)}, {year}"
+            LABELS[entry.key] = f"{authors[entry.key]}, {year}"
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
