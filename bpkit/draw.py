@@ -145,6 +145,29 @@ def _shift(ax: Axes, p: tuple, offset: np.ndarray) -> tuple[float, float]:
     return tuple(ax.transData.inverted().transform(disp))
 
 
+def _arrow(ax: Axes, start: tuple, end: tuple, box_start: Any, box_end: Any, rad: float,
+           color: str, linestyle: str, gid: str) -> None:
+    """An arc arrow from ``start`` to ``end``, clipped at the two nodes' boxes."""
+    arrow = ax.annotate(
+        "",
+        xy=end,
+        xytext=start,
+        arrowprops=dict(
+            arrowstyle="-|>",
+            color=color,
+            lw=0.9,
+            linestyle=linestyle,
+            shrinkA=2,
+            shrinkB=2,
+            patchA=box_start.get_bbox_patch(),
+            patchB=box_end.get_bbox_patch(),
+            connectionstyle=f"arc3,rad={rad}",
+        ),
+        zorder=3,
+    )
+    arrow.set_gid(gid)
+
+
 def _overlaps(a: Any, others: list[Any], pad: float) -> bool:
     return any(
         a.x0 < b.x1 + pad and b.x0 < a.x1 + pad and a.y0 < b.y1 + pad and b.y0 < a.y1 + pad
@@ -265,23 +288,8 @@ def draw_graph(
             if span > 1 and rep == 0:  # bow a long edge away from the middle, around boxes
                 up = xy[id(child)][1] + xy[id(parent)][1] >= 0
                 rad = -0.25 if up else 0.25
-            arrow = ax.annotate(
-                "",
-                xy=xy[id(parent)],
-                xytext=xy[id(child)],
-                arrowprops=dict(
-                    arrowstyle="-|>",
-                    color=FORWARD_COLOR,
-                    lw=0.9,
-                    shrinkA=2,
-                    shrinkB=2,
-                    patchA=boxes[id(child)].get_bbox_patch(),
-                    patchB=boxes[id(parent)].get_bbox_patch(),
-                    connectionstyle=f"arc3,rad={rad}",
-                ),
-                zorder=3,
-            )
-            arrow.set_gid("bpkit-edge")
+            _arrow(ax, xy[id(child)], xy[id(parent)], boxes[id(child)], boxes[id(parent)],
+                   rad, FORWARD_COLOR, "-", "bpkit-edge")
             has_local = locals_ is not None and j < len(locals_)
             if show_local and has_local:
                 ax.text(
@@ -300,24 +308,8 @@ def draw_graph(
                 normal = _side(ax, xy[id(child)], xy[id(parent)], rad)
                 start = _shift(ax, xy[id(parent)], 0.9 * fontsize * px * normal)
                 end = _shift(ax, xy[id(child)], 0.9 * fontsize * px * normal)
-                back = ax.annotate(
-                    "",
-                    xy=end,
-                    xytext=start,
-                    arrowprops=dict(
-                        arrowstyle="-|>",
-                        color=ADJOINT_COLOR,
-                        lw=0.9,
-                        linestyle="--",
-                        shrinkA=2,
-                        shrinkB=2,
-                        patchA=boxes[id(parent)].get_bbox_patch(),
-                        patchB=boxes[id(child)].get_bbox_patch(),
-                        connectionstyle=f"arc3,rad={-rad}",
-                    ),
-                    zorder=3,
-                )
-                back.set_gid("bpkit-adjoint")
+                _arrow(ax, start, end, boxes[id(parent)], boxes[id(child)], -rad,
+                       ADJOINT_COLOR, "--", "bpkit-adjoint")
                 if has_local:
                     label = ax.text(
                         *start,
