@@ -144,16 +144,11 @@ def make_bpkit(params, x, y):
 
 
 def make_bpkit_nn(params, x, y):
-    """bpkit.nn.MLP, if that module exists, with weights copied in."""
-    nn = getattr(bpkit, "nn", None)
-    if nn is None or not hasattr(nn, "MLP"):
-        return None
+    """bpkit.nn.MLP (F.linear layers, W column-major) with the same weights copied in."""
     sizes = [params[0][0].shape[1]] + [W.shape[0] for W, _ in params]
-    model = nn.MLP(sizes, activation="relu", dtype=params[0][0].dtype)
-    ps = list(model.parameters())
+    model = bpkit.nn.MLP(sizes, activation="relu", dtype=params[0][0].dtype)
+    ps = model.parameters()
     flat = [a for W, b in params for a in (W, b)]
-    if len(ps) != len(flat) or any(p.data.shape != a.shape for p, a in zip(ps, flat, strict=True)):
-        return None
     for p, a in zip(ps, flat, strict=True):
         p.data[...] = a  # in place, as Module.load does: keeps the layer's memory layout
     xt = Tensor(x)
@@ -293,10 +288,7 @@ def measure_net(sizes: list[int], rounds: int, makers: dict) -> dict[str, list[f
     x, y = make_data(sizes[0], sizes[-1])
     fns = {}
     for name, make in makers.items():
-        made = make(params, x, y)
-        if made is None:
-            continue
-        for part, f in made.items():
+        for part, f in make(params, x, y).items():
             if part == "step" or name in ("bpkit", "numpy (delta rule)"):
                 fns[f"{name} {part}"] = f
     return interleaved(fns, rounds)
@@ -313,31 +305,25 @@ def main_table(makers: dict) -> None:
         f"float32, one SGD step; {ARGS.threads} thread(s); {ARGS.rounds} rounds: medians of "
         f"times and of per-round ratios =="
     )
-    makers = dict(makers)
-    if make_bpkit_nn(init_params(sizes), *make_data(784, 10)) is not None:
-        makers["bpkit.nn.MLP"] = make_bpkit_nn
-    t = measure_net(sizes, ARGS.rounds, makers)
+    t = measure_net(sizes, ARGS.rounds, dict(makers, **{"bpkit.nn.MLP": make_bpkit_nn}))
     goals = {
         "numpy (delta rule)": ("bpkit <= 1.10x numpy", 1.10),
         "torch eager": ("bpkit <= 1.00x torch", 1.00),
         "jax.jit": ("bpkit <= 1.10x jax", 1.10),
     }
-    has_nn = "bpkit.nn.MLP step" in t
-    print(f"{'implementation':22s} {'ms/step':>9s} {'bpkit / it':>11s}"
-          + (f" {'nn.MLP / it':>12s}" if has_nn else "") + "  goal (bpkit; nn.MLP)")
+    print(f"{'implementation':22s} {'ms/step':>9s} {'bpkit / it':>11s} {'nn.MLP / it':>12s}"
+          "  goal (bpkit; nn.MLP)")
     for k in t:
         if not k.endswith(" step"):
             continue
         name = k[: -len(" step")]
         r = ratio(t, "bpkit step", k)
-        r_nn = ratio(t, "bpkit.nn.MLP step", k) if has_nn else None
+        r_nn = ratio(t, "bpkit.nn.MLP step", k)
         goal, limit = goals.get(name, ("", None))
         verdict = ""
         if limit is not None:
-            verdict = "; ".join("met" if x <= limit else "NOT met"
-                                for x in (r, r_nn) if x is not None)
-        nn_col = f" {r_nn:11.2f}x" if has_nn else ""
-        print(f"{name:22s} {fmt_ms(median(t, k))} {r:10.2f}x{nn_col}  {goal} {verdict}")
+            verdict = "; ".join("met" if x <= limit else "NOT met" for x in (r, r_nn))
+        print(f"{name:22s} {fmt_ms(median(t, k))} {r:10.2f}x {r_nn:11.2f}x  {goal} {verdict}")
     fb = ratio(t, "bpkit fwd+bwd", "bpkit fwd")
     fn = ratio(t, "numpy (delta rule) fwd+bwd", "numpy (delta rule) fwd")
     print(
@@ -368,9 +354,8 @@ def sweep(makers: dict) -> None:
         r = rounds if sizes[1] < 2048 else max(5, rounds // 4)
         t = measure_net(sizes, r, makers)
         cells = " ".join(f"{ratio(t, 'bpkit step', n + ' step'):7.2f}x" for n in names)
-        if "bpkit.nn.MLP step" in t:
-            cells += "".join(f" {ratio(t, 'bpkit.nn.MLP step', n + ' step'):8.2f}x"
-                             for n in nn_peers)
+        cells += "".join(f" {ratio(t, 'bpkit.nn.MLP step', n + ' step'):8.2f}x"
+                         for n in nn_peers)
         fb = ratio(t, "bpkit fwd+bwd", "bpkit fwd")
         fn = ratio(t, "numpy (delta rule) fwd+bwd", "numpy (delta rule) fwd")
         print(f"{label:18s} {fmt_ms(median(t, 'bpkit step'))} {cells} {fb:8.2f} {fn:14.2f}")
