@@ -1,7 +1,9 @@
 """Optimisers: gradient descent with momentum, and Levenberg-Marquardt.
 
 Both update the parameter Tensors in place (``p.data``), so a model and its optimiser
-keep sharing the same arrays.
+keep sharing the same arrays. Second-order methods see the parameters as one vector w:
+:func:`get_flat` and :func:`set_flat` convert, :func:`flat_grad`, :func:`jacobian` and
+:func:`hessian_fd` give the derivatives of a loss or residual in that view.
 """
 
 from __future__ import annotations
@@ -12,7 +14,15 @@ import numpy as np
 
 from .tensor import Tensor, no_grad
 
-__all__ = ["SGD", "LevenbergMarquardt", "jacobian"]
+__all__ = [
+    "SGD",
+    "LevenbergMarquardt",
+    "get_flat",
+    "set_flat",
+    "flat_grad",
+    "jacobian",
+    "hessian_fd",
+]
 
 
 def _param_list(params: Iterable[Tensor], who: str) -> list[Tensor]:
@@ -81,15 +91,40 @@ class SGD:
             p.data += dw
 
 
-def _flat(params: list[Tensor]) -> np.ndarray:
+def get_flat(params: Iterable[Tensor]) -> np.ndarray:
+    """All parameters as one float64 vector w, each flattened in C order, in the given order."""
     return np.concatenate([p.data.ravel() for p in params]).astype(np.float64)
 
 
-def _assign(params: list[Tensor], w: np.ndarray) -> None:
+def set_flat(params: Iterable[Tensor], w: np.ndarray) -> None:
+    """Copy the entries of the vector w back into the parameters (the inverse of get_flat)."""
+    ps = list(params)
+    w = np.asarray(w)
+    n = sum(p.data.size for p in ps)
+    if w.shape != (n,):
+        raise ValueError(f"set_flat: w must have shape ({n},) for these parameters, got {w.shape}")
     i = 0
-    for p in params:
+    for p in ps:
         p.data[...] = w[i : i + p.data.size].reshape(p.data.shape)
         i += p.data.size
+
+
+def flat_grad(loss_fn: Callable[[], Tensor], params: Iterable[Tensor]) -> tuple[float, np.ndarray]:
+    """The loss C = ``loss_fn()`` at the current parameters and its gradient ∇_w C as one
+    flat vector, by one backward pass. Parameter gradients are left as None."""
+    ps = _param_list(params, "flat_grad")
+    for p in ps:
+        p.grad = None
+    loss = loss_fn()
+    if not isinstance(loss, Tensor) or loss.data.size != 1:
+        raise TypeError("flat_grad: loss_fn must return a one-element Tensor")
+    loss.backward()
+    g = np.concatenate(
+        [(p.grad if p.grad is not None else np.zeros_like(p.data)).ravel() for p in ps]
+    ).astype(np.float64)
+    for p in ps:
+        p.grad = None
+    return loss.item(), g
 
 
 def jacobian(
@@ -124,6 +159,33 @@ def jacobian(
     for p in ps:
         p.grad = None
     return e.data.astype(np.float64).ravel(), J
+
+
+def hessian_fd(
+    loss_fn: Callable[[], Tensor], params: Iterable[Tensor], h: float = 1e-5
+) -> np.ndarray:
+    """The Hessian H[j, k] = ∂²C/∂w_j∂w_k by central differences of the backpropagated
+    gradient, H[j] ≈ (∇C(w + h e_j) - ∇C(w - h e_j)) / 2h, symmetrised as (H + Hᵀ)/2.
+
+    2n backward passes for n weights, with an error of order h² (plus rounding of order
+    ε/h); the parameters are restored afterwards.
+    """
+    ps = _param_list(params, "hessian_fd")
+    w = get_flat(ps)
+    rows = []
+    try:
+        for j in range(w.size):
+            e_j = np.zeros_like(w)
+            e_j[j] = h
+            set_flat(ps, w + e_j)
+            g_plus = flat_grad(loss_fn, ps)[1]
+            set_flat(ps, w - e_j)
+            g_minus = flat_grad(loss_fn, ps)[1]
+            rows.append((g_plus - g_minus) / (2 * h))
+    finally:
+        set_flat(ps, w)
+    H = np.array(rows)
+    return (H + H.T) / 2
 
 
 class LevenbergMarquardt:
@@ -175,14 +237,14 @@ class LevenbergMarquardt:
         loss = 0.5 * float(e @ e)
         if not np.isfinite(loss):
             raise FloatingPointError(f"LevenbergMarquardt: the loss is {loss}")
-        w = _flat(self.params)
+        w = get_flat(self.params)
         JtJ = J.T @ J
         Jte = J.T @ e
         eye = np.eye(len(w))
         self.accepted = False
         for _ in range(self.max_tries):
             dw = np.linalg.solve(JtJ + self.mu * eye, -Jte)
-            _assign(self.params, w + dw)
+            set_flat(self.params, w + dw)
             with no_grad():
                 e_new = residual_fn().data.astype(np.float64).ravel()
             new_loss = 0.5 * float(e_new @ e_new)
@@ -190,6 +252,6 @@ class LevenbergMarquardt:
                 self.mu /= self.mu_dec
                 self.accepted = True
                 return new_loss
-            _assign(self.params, w)
+            set_flat(self.params, w)
             self.mu = min(self.mu * self.mu_inc, 1e16)  # capped: at a minimum no step helps
         return loss

@@ -183,3 +183,50 @@ def test_lm_bad_arguments():
         optim.LevenbergMarquardt([w], mu=-1.0)
     with pytest.raises(TypeError, match="Tensor"):
         optim.LevenbergMarquardt([w]).step(lambda: np.zeros(3))
+
+
+def _tiny_mlp_loss():
+    """A 2-3-1 tanh net on 4 fixed points: its parameters, a bpkit loss, the same loss in
+    autograd as a function of the flat weight vector (independent of bpkit)."""
+    net = nn.MLP([2, 3, 1], activation="tanh", seed=2)
+    rng = np.random.default_rng(3)
+    X, y = rng.normal(size=(4, 2)), rng.normal(size=(4, 1))
+    params = net.parameters()
+    shapes = [p.shape for p in params]
+
+    def loss_fn():
+        return 0.5 * ((net(Tensor(X)) - Tensor(y)) ** 2).sum()
+
+    def ag_loss(w):
+        arrays, i = [], 0
+        for shape in shapes:
+            size = int(np.prod(shape))
+            arrays.append(w[i : i + size].reshape(shape))
+            i += size
+        W1, b1, W2, b2 = arrays
+        out = anp.dot(anp.tanh(anp.dot(X, W1.T) + b1), W2.T) + b2
+        return 0.5 * anp.sum((out - y) ** 2)
+
+    return params, loss_fn, ag_loss
+
+
+def test_get_flat_and_set_flat_are_inverse():
+    params, _, _ = _tiny_mlp_loss()
+    w = optim.get_flat(params)
+    assert w.shape == (13,) and w.dtype == np.float64
+    optim.set_flat(params, w[::-1].copy())
+    np.testing.assert_array_equal(optim.get_flat(params), w[::-1])
+    with pytest.raises(ValueError, match=r"shape \(13,\)"):
+        optim.set_flat(params, w[:5])
+
+
+def test_flat_grad_and_hessian_fd_match_autograd():
+    params, loss_fn, ag_loss = _tiny_mlp_loss()
+    w = optim.get_flat(params)
+    loss, g = optim.flat_grad(loss_fn, params)
+    assert loss == pytest.approx(float(ag_loss(w)), rel=1e-12)
+    np.testing.assert_allclose(g, autograd.grad(ag_loss)(w), rtol=1e-10, atol=1e-12)
+    H = optim.hessian_fd(loss_fn, params, h=1e-5)
+    np.testing.assert_array_equal(optim.get_flat(params), w)  # parameters restored
+    np.testing.assert_allclose(H, autograd.hessian(ag_loss)(w), rtol=1e-6, atol=1e-7)
+    assert all(p.grad is None for p in params)
