@@ -30,13 +30,17 @@ __all__ = ["init", "forward", "squared_error", "train", "TrainResult"]
 ACTIVATIONS = ("sigmoid", "tanh")
 
 
-def init(sizes: Sequence[int], n_nets: int, scale: float = 0.3, seed: int = 0) -> list[Tensor]:
+def init(
+    sizes: Sequence[int], n_nets: int, scale: float = 0.3, seed: int = 0
+) -> list[Tensor]:
     """Parameters [W^1, b^1, ..., W^L, b^L] of ``n_nets`` networks with layer sizes
     ``sizes`` = (n_0, ..., n_L): W^l of shape (n_nets, n_l, n_{l-1}) and b^l of shape
     (n_nets, 1, n_l), every entry drawn uniformly from [-scale, scale] (in that order, from
     ``np.random.default_rng(seed)``)."""
     if len(sizes) < 2 or n_nets < 1:
-        raise ValueError(f"init: need at least two layer sizes and one network, got {sizes}")
+        raise ValueError(
+            f"init: need at least two layer sizes and one network, got {sizes}"
+        )
     rng = np.random.default_rng(seed)
     params = []
     for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
@@ -45,12 +49,21 @@ def init(sizes: Sequence[int], n_nets: int, scale: float = 0.3, seed: int = 0) -
     return params
 
 
-def forward(params: Sequence[Tensor], X: np.ndarray, activation: str = "sigmoid") -> list[Tensor]:
-    """The activations [a^1, ..., a^L] of every network on the cases X (n_cases, n_0), each
-    of shape (S, n_cases, n_l): z^l = a^{l-1} (W^l)^T + b^l, a^l = f(z^l), with
-    f = ``activation`` ("sigmoid" or "tanh") in every layer."""
+def forward(
+    params: Sequence[Tensor], X: np.ndarray, activation: str = "sigmoid"
+) -> list[Tensor]:
+    """The activations [a^1, ..., a^L] of every network on the cases X
+    (n_cases, n_0), each of shape (S, n_cases, n_l):
+
+        z^l = a^{l-1} (W^l)^T + b^l,    a^l = f(z^l),
+
+    with f = ``activation`` ("sigmoid" or "tanh") in every layer. One backward pass
+    of the networks' summed errors gives each its own gradient (eq-7-independent).
+    """
     if activation not in ACTIVATIONS:
-        raise ValueError(f"forward: activation must be one of {ACTIVATIONS}, got {activation!r}")
+        raise ValueError(
+            f"forward: activation must be one of {ACTIVATIONS}, got {activation!r}"
+        )
     a, acts = Tensor(X), []
     for W, b in zip(params[::2], params[1::2], strict=True):
         z = a @ W.transpose(0, 2, 1) + b
@@ -62,7 +75,7 @@ def forward(params: Sequence[Tensor], X: np.ndarray, activation: str = "sigmoid"
 def squared_error(a_L: Tensor, Y: np.ndarray) -> Tensor:
     """E_s = ½ Σ_c Σ_j (a^L_{jc} - y_{jc})² for every network s, a Tensor of shape (S,), from
     the outputs a^L (S, n_cases, n_L) and the targets Y (n_cases, n_L): the squared error
-    summed (not averaged) over the cases c and outputs j, as in 1986."""
+    summed (not averaged) over the cases c and outputs j, as in 1986 (eq-9-error)."""
     return 0.5 * ((a_L - Y) ** 2).sum(axis=(1, 2))
 
 
@@ -96,7 +109,7 @@ def train(
 ) -> TrainResult:
     """Full-batch gradient descent with momentum on every network at once, in place:
 
-        Δw(t) = -η ∂E_s/∂w(t) + α Δw(t-1),    w(t+1) = w(t) + Δw(t),
+        Δw(t) = -η ∂E_s/∂w(t) + α Δw(t-1),    w(t+1) = w(t) + Δw(t)    (eq-7-momentum),
 
     with η = ``eta``, α = ``alpha`` and one backward pass of Σ_s E_s per sweep. Training
     starts from Δw(-1) = 0, or from ``velocity`` (a previous result's) to continue a run.
@@ -105,11 +118,16 @@ def train(
     if velocity is None:
         velocity = [np.zeros_like(p.data) for p in params]
     else:
-        velocity = [np.array(v, dtype=p.data.dtype) for v, p in zip(velocity, params, strict=True)]
+        velocity = [
+            np.array(v, dtype=p.data.dtype)
+            for v, p in zip(velocity, params, strict=True)
+        ]
     losses, grad_norms = np.zeros((n_sweeps, S)), np.zeros((n_sweeps, S))
     solved_at = np.full(S, -1)
     snapshot = [np.zeros_like(p.data) for p in params]
-    sweeps: Iterable[int] = range(n_sweeps) if progress is None else progress(range(n_sweeps))
+    sweeps: Iterable[int] = (
+        range(n_sweeps) if progress is None else progress(range(n_sweeps))
+    )
     for t in sweeps:
         a_L = forward(params, X, activation)[-1]
         E = squared_error(a_L, Y)
@@ -117,7 +135,9 @@ def train(
             p.grad = None
         E.sum().backward()  # one backward pass: S independent gradients
         losses[t] = E.data
-        grad_norms[t] = np.sqrt(sum((p.grad.reshape(S, -1) ** 2).sum(axis=1) for p in params))
+        grad_norms[t] = np.sqrt(
+            sum((p.grad.reshape(S, -1) ** 2).sum(axis=1) for p in params)
+        )
         new = (solved_at < 0) & np.all(np.abs(a_L.data - Y) < tol, axis=(1, 2))
         solved_at[new] = t
         for p, snap, v in zip(params, snapshot, velocity, strict=True):

@@ -22,7 +22,9 @@ def alone(params, s, X, Y, eta, alpha, n_sweeps, activation):
         layer.W.data[...] = W.data[s]
         layer.b.data[...] = b.data[s, 0]
         layers.append(layer)
-    opt = optim.SGD([q for layer in layers for q in layer.parameters()], lr=eta, momentum=alpha)
+    opt = optim.SGD(
+        [q for layer in layers for q in layer.parameters()], lr=eta, momentum=alpha
+    )
     for _ in range(n_sweeps):
         a = Tensor(X)
         for layer in layers:
@@ -54,7 +56,9 @@ def test_every_slice_equals_the_network_trained_alone(activation, sizes, data):
         layers = alone(fresh, s, X, Y, 0.3, 0.9, 60, activation)
         for layer, W, b in zip(layers, params[::2], params[1::2], strict=True):
             np.testing.assert_allclose(layer.W.data, W.data[s], rtol=1e-10, atol=1e-13)
-            np.testing.assert_allclose(layer.b.data, b.data[s, 0], rtol=1e-10, atol=1e-13)
+            np.testing.assert_allclose(
+                layer.b.data, b.data[s, 0], rtol=1e-10, atol=1e-13
+            )
 
 
 @pytest.mark.parametrize("activation", ["sigmoid", "tanh"])
@@ -68,7 +72,9 @@ def test_gradient_of_the_total_matches_central_differences(activation):
 
     def total():
         ts = [Tensor(a) for a in arrays]
-        return float(pop.squared_error(pop.forward(ts, X, activation)[-1], Y).data.sum())
+        return float(
+            pop.squared_error(pop.forward(ts, X, activation)[-1], Y).data.sum()
+        )
 
     for p, g in zip(params, central_differences(total, arrays), strict=True):
         np.testing.assert_allclose(p.grad, g, rtol=1e-6, atol=1e-9)
@@ -82,7 +88,9 @@ def test_each_network_gets_its_own_gradient():
         one = [Tensor(p.data[s : s + 1].copy(), requires_grad=True) for p in params]
         pop.squared_error(pop.forward(one, X)[-1], Y).sum().backward()
         for p, q in zip(params, one, strict=True):
-            np.testing.assert_allclose(p.grad[s : s + 1], q.grad, rtol=1e-13, atol=1e-16)
+            np.testing.assert_allclose(
+                p.grad[s : s + 1], q.grad, rtol=1e-13, atol=1e-16
+            )
 
 
 def test_init_shapes_range_and_draw_order():
@@ -127,7 +135,9 @@ def test_train_records_losses_norms_solved_and_snapshots():
         if t > 0:  # ... and the sweep before was not yet solved
             prev = [Tensor(p.data.copy(), requires_grad=True) for p in replay]
             pop.train(prev, X_XOR, Y_XOR, 0.5, 0.9, t - 1)
-            out = pop.forward([Tensor(w.data[s : s + 1]) for w in prev], X_XOR)[-1].data[0]
+            out = pop.forward([Tensor(w.data[s : s + 1]) for w in prev], X_XOR)[
+                -1
+            ].data[0]
             assert not np.all(np.abs(out - Y_XOR) < 0.5)
 
 
