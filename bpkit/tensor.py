@@ -114,13 +114,14 @@ def _check_versions(node: Tensor) -> None:
     for t, saved in node._saved:
         t = node if t is None else t
         if t._version[0] != saved:
-            what = "its output" if t is node else f"its input {node._prev.index(t)}"
+            what = "the output" if t is node else f"input {node._prev.index(t)}"
+            op = _op_name(node._op)
             raise RuntimeError(
-                f"backward: {what} (shape/dtype {_describe(t._data)}"
-                f"{', label ' + repr(t.label) if t.label else ''}) was modified in place after "
-                f"{_op_name(node._op)} used it (version {saved} then, {t._version[0]} now), so "
-                f"the recorded graph no longer matches the data; recompute the forward pass "
-                f"after changing it (e.g. after opt.step())"
+                f"backward: {what} of {op} (shape/dtype {_describe(t._data)}"
+                f"{', label ' + repr(t.label) if t.label else ''}) was modified in place since "
+                f"{op} recorded it (version {saved} then, {t._version[0]} now), so the graph no "
+                f"longer matches the data; recompute the forward pass after changing it (e.g. "
+                f"after opt.step())"
             )
 
 
