@@ -310,7 +310,7 @@ class Flatten(Module):
     """Reshape (N, d_1, d_2, ...) to (N, d_1 d_2 ...), keeping the batch axis."""
 
     def forward(self, x: Tensor) -> Tensor:
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))  # not -1: N may be 0
 
 
 class Sequential(Module):
