@@ -219,7 +219,8 @@ FORWARD_OPS = [
 
 @settings(max_examples=200, deadline=None)
 @given(program=st.lists(st.integers(0, len(FORWARD_OPS) - 1), min_size=1, max_size=6),
-       x=arrays(st.floats(-3, 3), (3, 3)), v=hnp.arrays(np.float64, (3, 3), elements=st.floats(-1, 1)))
+       x=arrays(st.floats(-3, 3), (3, 3)),
+       v=hnp.arrays(np.float64, (3, 3), elements=st.floats(-1, 1)))
 def test_jvp_matches_reverse_mode(program, x, v):
     def f(a):
         for i in program:
