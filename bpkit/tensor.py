@@ -17,7 +17,11 @@ Conventions:
 - Python numbers mixed with a float32 tensor stay float32; float32 with float64 tensors
   follows NumPy promotion (float64).
 - ``with no_grad():`` builds no graph; ``with debug():`` raises FloatingPointError where a
-  forward (or backward) pass first produces NaN or inf.
+  forward (or backward) pass first produces NaN or inf. Both are per thread.
+- In-place changes: assigning to ``t.data`` (also ``t.data -= eta * g``) or calling
+  ``t.assign(w)`` raises ``t.version``; an operation records the versions of the tensors its
+  backward rule reads, and ``backward`` raises a RuntimeError naming the operation and the
+  tensor if one has changed since, instead of mixing new data into the old graph.
 """
 
 from __future__ import annotations
