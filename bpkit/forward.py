@@ -156,13 +156,14 @@ class Dual:
             d = k * self.primal ** (k - 1) if k != 0 else np.zeros_like(self.primal)
             return Dual._new(self.primal**k, d * self.tangent)
         b, db, p = self._binary(other, "pow", np.power)
-        t = b * self.primal ** (b - 1) * self.tangent
-        return Dual._new(p, t if db is None else t + p * np.log(self.primal) * db)
+        a = self.primal  # d(a^b) = b a^(b-1) da + a^b log(a) db, with the limits of Tensor.__pow__
+        t = b * a ** np.where(b, b - 1, 1) * self.tangent
+        return Dual._new(p, t if db is None else t + p * np.log(np.where(a, a, 1)) * db)
 
     def __rpow__(self, other: Any) -> Dual:
         c, _ = _split(other, self.primal)
-        p = c**self.primal  # d(c^a) = c^a log(c) da
-        return Dual._new(p, p * np.log(c) * self.tangent)
+        p = c**self.primal  # d(c^a) = c^a log(c) da, with log 1 = 0 where c = 0
+        return Dual._new(p, p * np.log(np.where(c, c, 1)) * self.tangent)
 
     def __matmul__(self, other: Any) -> Dual:
         b, db = _split(other, self.primal)
@@ -183,6 +184,10 @@ class Dual:
         )
 
     def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Dual:
+        """NaN for a mean of no entries, as Tensor.mean (NumPy's gives it with a warning)."""
+        axes = range(self.ndim) if axis is None else np.atleast_1d(axis)
+        if any(self.primal.shape[ax] == 0 for ax in axes):
+            return self.sum(axis=axis, keepdims=keepdims) * np.nan
         return Dual._new(
             self.primal.mean(axis=axis, keepdims=keepdims),
             self.tangent.mean(axis=axis, keepdims=keepdims),

@@ -73,6 +73,11 @@ def linear(a: Any, W: Any, b: Any = None) -> Any:
     """
     a, W = _array_arg(a, "linear"), _array_arg(W, "linear")
     b = None if b is None else _array_arg(b, "linear")
+    if b is not None and tuple(b.shape) != tuple(W.shape[:1]):  # on every path
+        raise ValueError(
+            f"linear: bias of shape {tuple(b.shape)}, expected ({W.shape[0]},) for weights of "
+            f"shape {tuple(W.shape)}"
+        )
     if isinstance(a, Dual) or isinstance(W, Dual) or isinstance(b, Dual) or (
         a.ndim != 2 and W.ndim == 2 and a.shape[-1:] == W.shape[1:]
     ):  # forward mode, or one example (1-D) or extra batch axes: compose the same rule
@@ -84,11 +89,6 @@ def linear(a: Any, W: Any, b: Any = None) -> Any:
             f"linear: input of shape {A.shape} and weights of shape {Wd.shape} do not fit; "
             f"expected (N, n_in) and (n_out, n_in)"
         )
-    if b is not None and b.data.shape != (Wd.shape[0],):
-        raise ValueError(
-            f"linear: bias of shape {b.data.shape}, expected ({Wd.shape[0]},) for weights of "
-            f"shape {Wd.shape}"
-        )
     z = np.matmul(A, Wd.T)
     if b is not None:
         if np.result_type(z, b.data) == z.dtype:
@@ -97,6 +97,7 @@ def linear(a: Any, W: Any, b: Any = None) -> Any:
             z = z + b.data
     out = Tensor._make(z, (a, W) if b is None else (a, W, b), "linear")
     if out.requires_grad:
+        out._save(W if a.requires_grad else None, a if W.requires_grad else None)
 
         def _backward(g: np.ndarray) -> None:
             if a.requires_grad:  # dC/da = G W
@@ -153,7 +154,8 @@ def log_softmax(z: Any, axis: int = -1) -> Any:
 
 
 def mse_loss(pred: Any, target: Any) -> Any:
-    """Mean squared error mean((pred - target)^2) over all entries.
+    """Mean squared error mean((pred - target)^2) over all entries (NaN for no entries,
+    as NumPy's mean).
 
     The shapes must match exactly: broadcasting (N, 1) against (N,) would silently
     compare every prediction with every target.
@@ -171,6 +173,8 @@ def mse_loss(pred: Any, target: Any) -> Any:
 
 def _labels(labels: Any, logits_shape: tuple[int, ...]) -> np.ndarray:
     y = np.asarray(labels.data if isinstance(labels, Tensor) else labels)
+    if y.size == 0 and y.dtype.kind == "f":  # [] (no labels) is float for NumPy
+        y = y.astype(np.intp)
     if len(logits_shape) != 2:
         raise ValueError(
             f"cross_entropy: logits must have shape (N, K) (a batch of N rows of K class "
@@ -187,6 +191,8 @@ def _labels(labels: Any, logits_shape: tuple[int, ...]) -> np.ndarray:
             f"with shape {y.shape} (convert with labels.astype(int))"
         )
     n, k = logits_shape
+    if k == 0:
+        raise ValueError(f"cross_entropy: logits of shape {logits_shape} have no classes")
     if y.shape != (n,):
         raise ValueError(
             f"cross_entropy: labels have shape {y.shape}, expected ({n},) for logits of shape "
@@ -205,7 +211,8 @@ def cross_entropy(logits: Any, labels: Any) -> Any:
 
     ``logits`` z has shape (N, K); ``labels`` y holds N integer class indices. Computed with
     log-sum-exp, so logits of any magnitude give a finite loss. For a Tensor the backward
-    rule is fused: dC/dz = (softmax(z) - onehot(y)) / N.
+    rule is fused: dC/dz = (softmax(z) - onehot(y)) / N. An empty batch (N = 0) gives NaN,
+    the mean of no entries, as in NumPy and in forward mode; its gradient is empty.
     """
     z = _array_arg(logits, "cross_entropy")
     y = _labels(labels, tuple(z.shape))
@@ -218,13 +225,13 @@ def cross_entropy(logits: Any, labels: Any) -> Any:
     e = np.exp(shifted)
     s = e.sum(axis=1, keepdims=True)
     log_s = np.log(s)
-    loss = (log_s[:, 0] - shifted[rows, y]).sum() / max(n, 1)
+    loss = (log_s[:, 0] - shifted[rows, y]).sum() / n if n else np.nan
     out = Tensor._make(np.asarray(loss, dtype=x.dtype), (z,), "cross_entropy")
     if out.requires_grad:
 
         def _backward(g: np.ndarray) -> None:
             # dC/dz = (softmax(z) - onehot(y)) * g / N
-            scale = g / max(n, 1)
+            scale = g / n if n else np.nan
             dz = np.divide(e, s)
             dz[rows, y] -= 1
             dz *= scale

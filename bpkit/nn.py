@@ -115,11 +115,15 @@ class Module:
         """A copy of every parameter's array, by name."""
         return {name: p.data.copy() for name, p in self.named_parameters()}
 
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        """Copy arrays into the parameters in place (optimisers keep their references).
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Copy arrays (or Tensors) into the parameters in place (optimisers keep their
+        references), all or nothing.
 
-        The names must be exactly this module's parameter names and each shape must match;
-        otherwise a ValueError lists what differs. Values are cast to the parameter's dtype.
+        Everything is checked before anything is written: the names must be exactly this
+        module's parameter names, each shape must match, and each dtype must be a real number
+        type (int or float; complex, bool, datetime, string and object arrays are refused by
+        name). Otherwise a ValueError (TypeError for a dtype) lists what differs and no
+        parameter has changed. Values are cast to the parameter's dtype.
         """
         params = dict(self.named_parameters())
         missing = sorted(set(params) - set(state))
@@ -129,15 +133,22 @@ class Module:
                 f"load_state_dict: parameter names differ; missing {missing}, "
                 f"unexpected {unexpected}"
             )
+        arrays = {n: np.asarray(v.data if isinstance(v, Tensor) else v) for n, v in state.items()}
+        bad_type = [f"{n}: {a.dtype}" for n, a in arrays.items() if a.dtype.kind not in "iuf"]
+        if bad_type:
+            raise TypeError(
+                "load_state_dict: parameters must be real numbers (int or float arrays), got "
+                + "; ".join(bad_type)
+            )
         bad = [
-            f"{n}: expected {params[n].shape}, got {np.shape(state[n])}"
+            f"{n}: expected {params[n].shape}, got {arrays[n].shape}"
             for n in params
-            if np.shape(state[n]) != params[n].shape
+            if arrays[n].shape != params[n].shape
         ]
         if bad:
             raise ValueError("load_state_dict: shape mismatch: " + "; ".join(bad))
         for n, p in params.items():
-            p.data[...] = state[n]
+            p.assign(arrays[n])  # in place; the version goes up
 
     def save(self, path: str | Path) -> None:
         """Write the parameters to the file ``path`` in ``.npz`` format (``np.savez``; no
@@ -146,9 +157,28 @@ class Module:
             np.savez(f, **self.state_dict())
 
     def load(self, path: str | Path) -> None:
-        """Read parameters written by :meth:`save` (``allow_pickle=False``)."""
-        with np.load(path, allow_pickle=False) as f:
-            self.load_state_dict({k: f[k] for k in f.files})
+        """Read parameters written by :meth:`save` (``.npz``; pickled data is refused), all
+        or nothing, as :meth:`load_state_dict`."""
+        try:
+            f = np.load(path, allow_pickle=False)
+        except ValueError as e:  # NumPy refuses a pickle (or a file it cannot read)
+            raise ValueError(f"Module.load: {path} is not an .npz file of arrays ({e})") from e
+        if not isinstance(f, np.lib.npyio.NpzFile):
+            raise ValueError(
+                f"Module.load: {path} holds a single array (.npy); expected an .npz archive of "
+                f"named arrays, as written by Module.save"
+            )
+        with f:
+            state = {}
+            for k in f.files:
+                try:
+                    state[k] = f[k]
+                except ValueError as e:  # an object array needs pickle
+                    raise ValueError(
+                        f"Module.load: array {k!r} in {path} needs pickle to load (dtype "
+                        f"object), which is refused"
+                    ) from e
+        self.load_state_dict(state)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -280,7 +310,7 @@ class Flatten(Module):
     """Reshape (N, d_1, d_2, ...) to (N, d_1 d_2 ...), keeping the batch axis."""
 
     def forward(self, x: Tensor) -> Tensor:
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))  # not -1: N may be 0
 
 
 class Sequential(Module):
@@ -371,8 +401,8 @@ class MLP(Module):
 
 
 def _pair(k: int | tuple[int, int], name: str, who: str, minimum: int = 1) -> tuple[int, int]:
-    kk = (k, k) if isinstance(k, (int, np.integer)) else tuple(k)
-    if len(kk) != 2 or any(int(v) != v or v < minimum for v in kk):
+    kk = (k, k) if isinstance(k, (int, np.integer)) else k if isinstance(k, (tuple, list)) else ()
+    if len(kk) != 2 or not all(isinstance(v, (int, np.integer)) and v >= minimum for v in kk):
         raise ValueError(f"{who}: {name} must be an int or a pair of ints >= {minimum}, got {k!r}")
     return int(kk[0]), int(kk[1])
 

@@ -1,7 +1,9 @@
 """Optimisers: gradient descent with momentum, and Levenberg-Marquardt.
 
 Both update the parameter Tensors in place (``p.data``), so a model and its optimiser
-keep sharing the same arrays. Second-order methods see the parameters as one vector w:
+keep sharing the same arrays; each update raises the tensor's ``version``, so a graph recorded
+before a step cannot be backpropagated after it (recompute the loss). A parameter may appear
+only once in the list. Second-order methods see the parameters as one vector w:
 :func:`get_flat` and :func:`set_flat` convert, :func:`flat_grad`, :func:`jacobian` and
 :func:`hessian_fd` give the derivatives of a loss or residual in that view.
 """
@@ -31,9 +33,16 @@ def _param_list(params: Iterable[Tensor], who: str) -> list[Tensor]:
     ps = list(params)
     if not ps:
         raise ValueError(f"{who}: got an empty parameter list")
+    first: dict[int, int] = {}
     for i, p in enumerate(ps):
         if not isinstance(p, Tensor) or not p.requires_grad:
             raise TypeError(f"{who}: parameter {i} is not a Tensor with requires_grad=True")
+        j = first.setdefault(id(p), i)
+        if j != i:  # it would be updated twice per step
+            raise ValueError(
+                f"{who}: parameter {i} is the same Tensor as parameter {j} (shape "
+                f"{p.data.shape}); list each parameter once"
+            )
     return ps
 
 
@@ -105,7 +114,7 @@ def set_flat(params: Iterable[Tensor], w: np.ndarray) -> None:
         raise ValueError(f"set_flat: w must have shape ({n},) for these parameters, got {w.shape}")
     i = 0
     for p in ps:
-        p.data[...] = w[i : i + p.data.size].reshape(p.data.shape)
+        p.assign(w[i : i + p.data.size].reshape(p.data.shape))  # in place, version + 1
         i += p.data.size
 
 
@@ -200,6 +209,11 @@ class LevenbergMarquardt:
     Gauss-Newton); otherwise it is undone, μ is multiplied by ``mu_inc`` (towards a short
     gradient-descent step) and the solve is retried, at most ``max_tries`` times.
 
+    μ never falls below ``mu_min`` (default 1e-12): without a floor, a long run of accepted
+    steps drives μ to 0, where it can no longer grow and a rank-deficient JᵀJ makes the
+    system singular. Should the damped system still be singular to working precision, Δw
+    is its least-squares (minimum-norm) solution (``np.linalg.lstsq``).
+
     ``residual_fn()`` takes no argument and returns the residual Tensor computed from the
     parameters, e.g. ``lambda: model(X) - y`` (any shape; flattened to m entries).
     After a step, ``mu`` holds the current damping and ``accepted`` whether it moved.
@@ -212,14 +226,16 @@ class LevenbergMarquardt:
         mu_inc: float = 10.0,
         mu_dec: float = 10.0,
         max_tries: int = 10,
+        mu_min: float = 1e-12,
     ) -> None:
         self.params = _param_list(params, "LevenbergMarquardt")
-        if not mu > 0 or not mu_inc > 1 or not mu_dec > 1:
+        if not mu > 0 or not mu_inc > 1 or not mu_dec > 1 or not mu_min > 0:
             raise ValueError(
-                f"LevenbergMarquardt: need mu > 0, mu_inc > 1, mu_dec > 1; got {mu}, "
-                f"{mu_inc}, {mu_dec}"
+                f"LevenbergMarquardt: need mu > 0, mu_inc > 1, mu_dec > 1, mu_min > 0; got "
+                f"{mu}, {mu_inc}, {mu_dec}, {mu_min}"
             )
         self.mu = float(mu)
+        self.mu_min = float(mu_min)
         self.mu_inc = float(mu_inc)
         self.mu_dec = float(mu_dec)
         self.max_tries = int(max_tries)
@@ -243,13 +259,17 @@ class LevenbergMarquardt:
         eye = np.eye(len(w))
         self.accepted = False
         for _ in range(self.max_tries):
-            dw = np.linalg.solve(JtJ + self.mu * eye, -Jte)
+            self.mu = max(self.mu, self.mu_min)
+            try:
+                dw = np.linalg.solve(JtJ + self.mu * eye, -Jte)
+            except np.linalg.LinAlgError:  # singular: the minimum-norm least-squares step
+                dw = np.linalg.lstsq(JtJ + self.mu * eye, -Jte, rcond=None)[0]
             set_flat(self.params, w + dw)
             with no_grad():
                 e_new = residual_fn().data.astype(np.float64).ravel()
             new_loss = 0.5 * float(e_new @ e_new)
             if new_loss < loss:
-                self.mu /= self.mu_dec
+                self.mu = max(self.mu / self.mu_dec, self.mu_min)
                 self.accepted = True
                 return new_loss
             set_flat(self.params, w)

@@ -28,6 +28,16 @@ __all__ = ["Value"]
 Number = int | float
 
 
+def _pow(a: float, k: float) -> float:
+    """a^k, or inf (with the sign of the result) where it overflows, as a * a does; Python's
+    ``**`` raises OverflowError there instead."""
+    try:
+        return a**k
+    except OverflowError:
+        negative = a < 0 and float(k).is_integer() and int(k) % 2 == 1
+        return -math.inf if negative else math.inf
+
+
 class Value:
     """A scalar in a computation graph, with its adjoint ``grad``."""
 
@@ -78,15 +88,15 @@ class Value:
         (then a > 0 is required)."""
         if isinstance(k, Value):
             # a^b = exp(b log a): d/da = b a^(b-1), d/db = a^b log a  (needs a > 0)
-            out = self.data**k.data
-            if self.data <= 0:
+            if not self.data > 0:
                 raise ValueError(
                     f"pow: Value base must be > 0 for a Value exponent, got {self.data}"
                 )
+            out = _pow(self.data, k.data)
             return Value(
                 out,
                 (self, k),
-                (k.data * self.data ** (k.data - 1), out * math.log(self.data)),
+                (k.data * _pow(self.data, k.data - 1), out * math.log(self.data)),
                 "**",
             )
         if isinstance(k, numbers.Integral):  # also NumPy integers and floats, as Python's
@@ -102,13 +112,13 @@ class Value:
         if self.data == 0 and k < 1:
             raise ZeroDivisionError(f"pow: base 0 with exponent {k} (derivative is infinite)")
         # d(a^k)/da = k a^(k-1)
-        return Value(self.data**k, (self,), (k * self.data ** (k - 1),), f"**{k}")
+        return Value(_pow(self.data, k), (self,), (k * _pow(self.data, k - 1),), f"**{k}")
 
     def __rpow__(self, base: Number) -> Value:
         if base <= 0:
             raise ValueError(f"rpow: base must be > 0 for a Value exponent, got {base}")
         # d(c^a)/da = c^a log c
-        out = base**self.data
+        out = _pow(base, self.data)
         return Value(out, (self,), (out * math.log(base),), f"{base}**")
 
     def __neg__(self) -> Value:
@@ -122,9 +132,10 @@ class Value:
         other = other if isinstance(other, Value) else Value(other)
         if other.data == 0.0:
             raise ZeroDivisionError(f"div: division of {self.data} by a Value equal to 0")
-        # d(a/b)/da = 1/b, d(a/b)/db = -a/b^2
-        inv = 1.0 / other.data
-        return Value(self.data * inv, (self, other), (inv, -self.data * inv * inv), "/")
+        # d(a/b)/da = 1/b, d(a/b)/db = -a/b^2 = -(a/b)/b; each a division, not a (1/b), which
+        # overflows for a subnormal b
+        q = self.data / other.data
+        return Value(q, (self, other), (1.0 / other.data, -q / other.data), "/")
 
     def __radd__(self, other: Number) -> Value:
         return self + other
@@ -177,11 +188,12 @@ class Value:
         return Value(max(z, 0.0) + math.log1p(e), (self,), (s,), "softplus")
 
     def relu(self) -> Value:
-        """max(a, 0), with local derivative 1 for a > 0, else 0 (also at the kink)."""
+        """max(a, 0), with local derivative 1 for a > 0, else 0 (also at the kink). NaN
+        stays NaN (with derivative 0), as in Tensor.relu."""
         # relu'(z) = 1 for z > 0, else 0 (we take 0 at the kink z = 0)
         if self.data > 0:
             return Value(self.data, (self,), (1.0,), "relu")
-        return Value(0.0, (self,), (0.0,), "relu")
+        return Value(0.0 if self.data == self.data else math.nan, (self,), (0.0,), "relu")
 
     # -- n-ary nodes ----------------------------------------------------------------------
 

@@ -17,11 +17,16 @@ Conventions:
 - Python numbers mixed with a float32 tensor stay float32; float32 with float64 tensors
   follows NumPy promotion (float64).
 - ``with no_grad():`` builds no graph; ``with debug():`` raises FloatingPointError where a
-  forward (or backward) pass first produces NaN or inf.
+  forward (or backward) pass first produces NaN or inf. Both are per thread.
+- In-place changes: assigning to ``t.data`` (also ``t.data -= eta * g``) or calling
+  ``t.assign(w)`` raises ``t.version``; an operation records the versions of the tensors its
+  backward rule reads, and ``backward`` raises a RuntimeError naming the operation and the
+  tensor if one has changed since, instead of mixing new data into the old graph.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -30,37 +35,47 @@ import numpy as np
 
 __all__ = ["Tensor", "no_grad", "debug", "is_grad_enabled"]
 
-_state = {"grad": True, "debug": False}
+
+class _GradMode(threading.local):
+    """Grad mode and debug mode, per thread (each thread starts with grad on, debug off)."""
+
+    grad = True
+    debug = False
+
+
+_state = _GradMode()
 
 ArrayLike = Any
 
 
 @contextmanager
 def no_grad() -> Iterator[None]:
-    """Within the block, operations build no graph (for evaluation and parameter updates)."""
-    old = _state["grad"]
-    _state["grad"] = False
+    """Within the block, operations build no graph (for evaluation and parameter updates).
+
+    The mode is per thread: another thread's ``no_grad()`` does not affect this one."""
+    old = _state.grad
+    _state.grad = False
     try:
         yield
     finally:
-        _state["grad"] = old
+        _state.grad = old
 
 
 @contextmanager
 def debug() -> Iterator[None]:
     """Within the block, raise FloatingPointError at the first operation whose result
-    (forward) or input gradient (backward) contains NaN or inf."""
-    old = _state["debug"]
-    _state["debug"] = True
+    (forward) or input gradient (backward) contains NaN or inf. Per thread, like no_grad."""
+    old = _state.debug
+    _state.debug = True
     try:
         yield
     finally:
-        _state["debug"] = old
+        _state.debug = old
 
 
 def is_grad_enabled() -> bool:
-    """False inside ``no_grad()``."""
-    return _state["grad"]
+    """False inside ``no_grad()`` (in this thread)."""
+    return _state.grad
 
 
 def _describe(*arrays: np.ndarray) -> str:
@@ -97,6 +112,23 @@ def _check_grads(node: Tensor) -> None:
             )
 
 
+def _check_versions(node: Tensor) -> None:
+    """Raise if a tensor that node's backward rule reads was changed in place since the
+    forward pass recorded it: the rule would mix the new data into the old graph."""
+    for t, saved in node._saved:
+        t = node if t is None else t
+        if t._version[0] != saved:
+            what = "the output" if t is node else f"input {node._prev.index(t)}"
+            op = _op_name(node._op)
+            raise RuntimeError(
+                f"backward: {what} of {op} (shape/dtype {_describe(t._data)}"
+                f"{', label ' + repr(t.label) if t.label else ''}) was modified in place since "
+                f"{op} recorded it (version {saved} then, {t._version[0]} now), so the graph no "
+                f"longer matches the data; recompute the forward pass after changing it (e.g. "
+                f"after opt.step())"
+            )
+
+
 def _unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Sum g over the axes that broadcasting added or stretched, giving an array of ``shape``."""
     extra = g.ndim - len(shape)
@@ -114,7 +146,7 @@ def _accumulate(t: Tensor, g: np.ndarray, fresh: bool = False) -> None:
     ``fresh`` says g is a new array nobody else holds, so t may keep it and later add into
     it in place (saving an allocation); otherwise the first addition allocates.
     """
-    data = t.data
+    data = t._data
     if type(g) is not np.ndarray or g.shape != data.shape or g.dtype != data.dtype:
         g = np.asarray(g)  # NumPy turns 0-d results into scalars
         if g.shape != data.shape:
@@ -169,7 +201,9 @@ class Tensor:
     """
 
     __slots__ = (
-        "data",
+        "_data",
+        "_version",
+        "_saved",
         "grad",
         "requires_grad",
         "_prev",
@@ -182,7 +216,9 @@ class Tensor:
 
     def __init__(self, data: ArrayLike, requires_grad: bool = False, label: str = "") -> None:
         if isinstance(data, Tensor):
-            data = data.data
+            version, data = data._version, data.data  # same memory, same version counter
+        else:
+            version = [0]
         if getattr(data, "_is_dual", False):
             raise TypeError(
                 "Tensor: cannot wrap a forward-mode Dual; this operation has no forward-mode "
@@ -201,7 +237,10 @@ class Tensor:
                     f"{arr.dtype} with shape {arr.shape}; pass e.g. np.asarray(x, dtype=np.float64)"
                 )
             arr = _as_data(data)
-        self.data: np.ndarray = arr
+            version = [0]
+        self._data: np.ndarray = arr
+        self._version = version
+        self._saved: tuple[tuple[Tensor | None, int], ...] = ()
         self.grad: np.ndarray | None = None
         self.requires_grad = bool(requires_grad)
         self._prev: tuple[Tensor, ...] = ()
@@ -216,16 +255,18 @@ class Tensor:
     def _make(data: np.ndarray, prev: tuple[Tensor, ...], op: str) -> Tensor:
         """A result tensor; it joins the graph when grad mode is on and an input needs it."""
         out = Tensor.__new__(Tensor)
-        out.data = data if type(data) is np.ndarray else np.asarray(data)
+        out._data = data if type(data) is np.ndarray else np.asarray(data)
+        out._version = [0]
+        out._saved = ()
         out.grad = None
         out.label = ""
         out._owns_grad = False
         out._op = op
-        if _state["debug"]:
+        if _state.debug:
             _check_finite(op, data, tuple(p.data for p in prev))
         out.requires_grad = False
         out._prev = ()
-        if _state["grad"]:
+        if _state.grad:
             for p in prev:
                 if p.requires_grad:
                     out.requires_grad = True
@@ -242,7 +283,9 @@ class Tensor:
         if getattr(other, "_is_dual", False):
             return NotImplemented
         t = Tensor.__new__(Tensor)
-        t.data = _as_data(other, self.data)
+        t._data = _as_data(other, self._data)
+        t._version = [0]
+        t._saved = ()
         t.grad = None
         t.requires_grad = False
         t._prev = ()
@@ -252,7 +295,42 @@ class Tensor:
         t._owns_grad = False
         return t
 
+    def _save(self, *tensors: Tensor | None) -> None:
+        """Record the versions of the tensors whose data this node's backward rule reads,
+        so that backward can detect a change in place since. None entries are skipped; the
+        node itself is recorded as None (no reference cycle)."""
+        saved = []
+        for t in tensors:
+            if t is not None:
+                saved.append((None if t is self else t, t._version[0]))
+        self._saved = tuple(saved)
+
     # -- properties -----------------------------------------------------------------------
+
+    @property
+    def data(self) -> np.ndarray:
+        """The array. Assigning to it, also in place (``t.data += d``, ``t.data -= eta * g``),
+        counts as a change of the tensor: its :attr:`version` goes up. Writing into the
+        array directly (``t.data[...] = w``) bypasses the count; use :meth:`assign`."""
+        return self._data
+
+    @data.setter
+    def data(self, value: np.ndarray) -> None:
+        self._data = value
+        self._version[0] += 1
+
+    @property
+    def version(self) -> int:
+        """How many times ``data`` was changed in place; a view (``x.T``, ``x[0]``,
+        ``x.detach()``) shares the count of the tensor it views. ``backward`` refuses to use
+        a tensor whose version changed since an operation saved it."""
+        return self._version[0]
+
+    def assign(self, values: ArrayLike) -> None:
+        """``data[...] = values``: overwrite the entries in place (keeping the array and its
+        memory layout, so views and optimisers stay attached); the version goes up."""
+        self._data[...] = values
+        self._version[0] += 1
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -271,7 +349,25 @@ class Tensor:
         return self.data.size
 
     def __len__(self) -> int:
+        """The length of the first axis, as for NumPy arrays."""
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d Tensor (it has no axis); use t.item()")
         return len(self.data)
+
+    def __iter__(self) -> Iterator[Tensor]:
+        """The entries along the first axis, as Tensors ``t[0], t[1], ...``."""
+        if self.data.ndim == 0:
+            raise TypeError("iteration over a 0-d Tensor (it has no axis); use t.item()")
+        return (self[i] for i in range(len(self.data)))
+
+    def __bool__(self) -> bool:
+        """The truth of a one-element tensor, as for NumPy arrays; ambiguous otherwise."""
+        if self.data.size != 1:
+            raise ValueError(
+                f"the truth value of a Tensor of shape {self.data.shape} is ambiguous (it "
+                f"needs exactly one element); use (t.data != 0).any() or .all()"
+            )
+        return bool(self.data)
 
     def item(self) -> float:
         """The value of a one-element tensor as a Python float."""
@@ -280,8 +376,8 @@ class Tensor:
         return self.data.item()
 
     def detach(self) -> Tensor:
-        """A tensor sharing ``data``, outside the graph."""
-        return Tensor(self.data)
+        """A tensor sharing ``data`` (and its version count), outside the graph."""
+        return Tensor(self)
 
     def __repr__(self) -> str:
         body = np.array2string(self.data, precision=4, separator=", ", prefix="Tensor(")
@@ -341,6 +437,7 @@ class Tensor:
         a, b = self, other
         out = Tensor._make(self._binary(b, "mul", np.multiply), (a, b), "*")
         if out.requires_grad:
+            out._save(b if a.requires_grad else None, a if b.requires_grad else None)
 
             def _backward(g: np.ndarray) -> None:  # d(ab)/da = b, d(ab)/db = a
                 if a.requires_grad:
@@ -359,6 +456,7 @@ class Tensor:
         q = self._binary(b, "div", np.divide)
         out = Tensor._make(q, (a, b), "/")
         if out.requires_grad:
+            out._save(b, out)  # reads b, and q = out.data
 
             def _backward(g: np.ndarray) -> None:  # d(a/b)/da = 1/b, d(a/b)/db = -(a/b)/b
                 if a.requires_grad:
@@ -370,11 +468,15 @@ class Tensor:
         return out
 
     def __pow__(self, other: Any) -> Tensor:
+        """a^b elementwise. d(a^b)/da = b a^(b-1), d(a^b)/db = a^b log a; at b = 0 the first
+        is 0 and at a = 0 the second is 0 (the limits, as in HIPS autograd), so one zero in
+        the data does not turn the gradient into NaN."""
         a = self
         if isinstance(other, (int, float)) and not isinstance(other, bool):
             k = other
             out = Tensor._make(a.data**k, (a,), f"**{k}")
             if out.requires_grad:
+                out._save(a)
 
                 def _backward(g: np.ndarray) -> None:  # d(a^k)/da = k a^(k-1); 0 for k = 0
                     d = k * a.data ** (k - 1) if k != 0 else np.zeros_like(a.data)
@@ -388,13 +490,14 @@ class Tensor:
         p = self._binary(b, "pow", np.power)
         out = Tensor._make(p, (a, b), "**")
         if out.requires_grad:
+            out._save(a, b, out)  # reads a, b and p = out.data
 
             def _backward_t(g: np.ndarray) -> None:
-                # d(a^b)/da = b a^(b-1), d(a^b)/db = a^b log a
-                if a.requires_grad:
-                    _accumulate(a, g * b.data * a.data ** (b.data - 1), fresh=True)
-                if b.requires_grad:
-                    _accumulate(b, g * p * np.log(a.data), fresh=True)
+                A, B = a.data, b.data
+                if a.requires_grad:  # d(a^b)/da = b a^(b-1), written b a^1 where b = 0
+                    _accumulate(a, g * B * A ** np.where(B, B - 1, 1), fresh=True)
+                if b.requires_grad:  # d(a^b)/db = a^b log a, with log 1 = 0 where a = 0
+                    _accumulate(b, g * p * np.log(np.where(A, A, 1)), fresh=True)
 
             out._backward = _backward_t
         return out
@@ -453,6 +556,7 @@ class Tensor:
             ) from e
         out = Tensor._make(data, (a, b), "@")
         if out.requires_grad:
+            out._save(b if a.requires_grad else None, a if b.requires_grad else None)
 
             def _backward(g: np.ndarray) -> None:
                 # C = A B:  dC/dA = G B^T,  dC/dB = A^T G   (batched over leading axes)
@@ -517,23 +621,26 @@ class Tensor:
         return out
 
     def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
-        """Mean over ``axis``: the sum divided by the number n of entries; gradient g/n."""
+        """Mean over ``axis``: the sum divided by the number n of entries; gradient g/n.
+
+        The mean of no entries (n = 0) is NaN, as in NumPy (and in forward mode); the
+        gradient then has the input's empty shape."""
         axes = self._axes(axis, "mean")
         n = 1
         for ax in axes:
             n *= self.data.shape[ax]
-        return self.sum(axis=axes, keepdims=keepdims) * (1.0 / max(n, 1))
+        return self.sum(axis=axes, keepdims=keepdims) * (1.0 / n if n else np.nan)
 
     def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
         """Maximum over ``axis``. The gradient goes to the maximal entries; ties share it
         equally (so it is a valid subgradient and symmetric in the tied entries)."""
         a = self
         axes = self._axes(axis, "max")
-        if a.data.size == 0:
-            raise ValueError(f"max: tensor of shape {a.data.shape} is empty")
+        _check_nonempty(a.data.shape, axes, "max")
         m = a.data.max(axis=axes, keepdims=True)
         out = Tensor._make(m if keepdims else np.squeeze(m, axis=axes), (a,), "max")
         if out.requires_grad:
+            out._save(a, out)  # reads a and m, which out.data views
 
             def _backward(g: np.ndarray) -> None:
                 g = g.reshape(m.shape)  # keepdims shape
@@ -559,6 +666,8 @@ class Tensor:
                 f"({a.data.size} entries) into {shape}"
             ) from e
         out = Tensor._make(data, (a,), "reshape")
+        if np.may_share_memory(data, a.data):
+            out._version = a._version  # a view: a change to either is a change to both
         if out.requires_grad:
             out._backward = lambda g: _accumulate(a, g.reshape(a.data.shape))
         return out
@@ -580,6 +689,7 @@ class Tensor:
                 f"transpose: axes {axes} are not a permutation for shape {a.data.shape}"
             )
         out = Tensor._make(a.data.transpose(perm), (a,), "transpose")
+        out._version = a._version  # a view
         if out.requires_grad:
             inverse = tuple(perm.index(i) for i in range(nd))
             out._backward = lambda g: _accumulate(a, g.transpose(inverse))
@@ -592,6 +702,7 @@ class Tensor:
             return self.transpose()
         a = self
         out = Tensor._make(a.data.T, (a,), "transpose")
+        out._version = a._version  # a view
         if out.requires_grad:
             out._backward = lambda g: _accumulate(a, g.T)
         return out
@@ -609,6 +720,8 @@ class Tensor:
         except IndexError as e:
             raise IndexError(f"getitem: {e} (tensor of shape {a.data.shape})") from e
         out = Tensor._make(data, (a,), "getitem")
+        if np.may_share_memory(data, a.data):
+            out._version = a._version  # basic indexing gives a view
         if out.requires_grad:
             fancy = _is_fancy(index)
 
@@ -631,6 +744,7 @@ class Tensor:
         e = np.exp(a.data)
         out = Tensor._make(e, (a,), "exp")
         if out.requires_grad:
+            out._save(out)  # reads e = out.data
             out._backward = lambda g: _accumulate(a, g * e, fresh=True)  # (e^a)' = e^a
         return out
 
@@ -639,6 +753,7 @@ class Tensor:
         a = self
         out = Tensor._make(np.log(a.data), (a,), "log")
         if out.requires_grad:
+            out._save(a)
             out._backward = lambda g: _accumulate(a, g / a.data, fresh=True)  # (log a)' = 1/a
         return out
 
@@ -648,6 +763,7 @@ class Tensor:
         t = np.tanh(a.data)
         out = Tensor._make(t, (a,), "tanh")
         if out.requires_grad:
+            out._save(out)  # reads t = out.data
 
             def _backward(g: np.ndarray) -> None:  # tanh' = 1 - tanh^2
                 _accumulate(a, g * (1 - t * t), fresh=True)
@@ -662,6 +778,7 @@ class Tensor:
         s = _sigmoid(a.data)
         out = Tensor._make(s, (a,), "sigmoid")
         if out.requires_grad:
+            out._save(out)  # reads s = out.data
 
             def _backward(g: np.ndarray) -> None:  # sigma' = sigma (1 - sigma)
                 _accumulate(a, g * s * (1 - s), fresh=True)
@@ -674,6 +791,7 @@ class Tensor:
         a = self
         out = Tensor._make(np.maximum(a.data, 0), (a,), "relu")
         if out.requires_grad:
+            out._save(a)
 
             def _backward(g: np.ndarray) -> None:  # relu'(z) = 1 if z > 0 else 0
                 _accumulate(a, np.multiply(g, a.data > 0), fresh=True)
@@ -687,6 +805,7 @@ class Tensor:
         x = a.data
         out = Tensor._make(np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x))), (a,), "softplus")
         if out.requires_grad:
+            out._save(a)
             out._backward = lambda g: _accumulate(a, g * _sigmoid(x), fresh=True)
         return out
 
@@ -696,12 +815,13 @@ class Tensor:
         Backward: dC/da = s * (g - sum(g * s)) along ``axis``.
         """
         a = self
-        a._axes(axis, "softmax")  # checks the axis
+        _check_nonempty(a.data.shape, a._axes(axis, "softmax"), "softmax")
         e = np.exp(a.data - a.data.max(axis=axis, keepdims=True))
         e /= e.sum(axis=axis, keepdims=True)
         s = e
         out = Tensor._make(s, (a,), "softmax")
         if out.requires_grad:
+            out._save(out)  # reads s = out.data
 
             def _backward(g: np.ndarray) -> None:
                 _accumulate(a, s * (g - (g * s).sum(axis=axis, keepdims=True)), fresh=True)
@@ -715,7 +835,7 @@ class Tensor:
         Backward: dC/da = g - softmax(a) * sum(g) along ``axis``.
         """
         a = self
-        a._axes(axis, "log_softmax")  # checks the axis
+        _check_nonempty(a.data.shape, a._axes(axis, "log_softmax"), "log_softmax")
         shifted = a.data - a.data.max(axis=axis, keepdims=True)
         e = np.exp(shifted)
         s = e.sum(axis=axis, keepdims=True)
@@ -781,8 +901,11 @@ class Tensor:
                 else:
                     leaves.append(node)
 
+        for node in topo:
+            if node._saved:
+                _check_versions(node)
         _accumulate(self, seed, fresh=True)
-        if _state["debug"]:
+        if _state.debug:
             for node in reversed(topo):
                 if node.grad is not None:
                     node._backward(node.grad)
@@ -807,6 +930,18 @@ class Tensor:
                 owners.add(owner)
 
 
+def _check_nonempty(shape: tuple[int, ...], axes: tuple[int, ...], op: str) -> None:
+    """A maximum (and so softmax, which subtracts it) of no entries is undefined."""
+    for ax in axes:
+        if shape[ax] == 0:
+            raise ValueError(
+                f"{op}: axis {ax} of a tensor of shape {shape} is empty; the maximum of no "
+                f"entries is undefined"
+            )
+    if not axes and 0 in shape:  # reachable only for a 0-d tensor, whose shape is ()
+        raise ValueError(f"{op}: tensor of shape {shape} is empty")
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     """sigma(x) = 1/(1+e^{-x}) without overflow: uses e^{-|x|} <= 1 on both branches."""
     e = np.exp(-np.abs(x))
@@ -820,8 +955,8 @@ def _clean_index(index: Any) -> Any:
         )
     if isinstance(index, tuple):
         return tuple(_clean_index(i) for i in index)
-    if isinstance(index, list):
-        return np.asarray(index)
+    if isinstance(index, list):  # [] selects nothing (NumPy would make it float)
+        return np.asarray(index) if index else np.zeros(0, dtype=np.intp)
     return index
 
 
