@@ -1,15 +1,19 @@
-"""Optimisers: gradient descent with momentum, and Levenberg-Marquardt.
+"""Optimisers: first-order methods (SGD with momentum, RMSProp, Adam, AdamW), gradient
+clipping, and Levenberg-Marquardt.
 
-Both update the parameter Tensors in place (``p.data``), so a model and its optimiser
-keep sharing the same arrays; each update raises the tensor's ``version``, so a graph recorded
-before a step cannot be backpropagated after it (recompute the loss). A parameter may appear
-only once in the list. Second-order methods see the parameters as one vector w:
+Each optimiser updates the parameter Tensors in place (``p.data``), so a model and its
+optimiser keep sharing the same arrays; each update raises the tensor's ``version``, so a
+graph recorded before a step cannot be backpropagated after it (recompute the loss). A
+parameter may appear only once in the list. The first-order rules follow PyTorch's
+``torch.optim`` (same arguments, defaults and update equations), so a training loop can move
+between the two. Second-order methods see the parameters as one vector w:
 :func:`get_flat` and :func:`set_flat` convert, :func:`flat_grad`, :func:`jacobian` and
 :func:`hessian_fd` give the derivatives of a loss or residual in that view.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -17,7 +21,12 @@ import numpy as np
 from .tensor import Tensor, no_grad
 
 __all__ = [
+    "Optimizer",
     "SGD",
+    "RMSProp",
+    "Adam",
+    "AdamW",
+    "clip_grad_norm",
     "LevenbergMarquardt",
     "get_flat",
     "set_flat",
@@ -46,29 +55,30 @@ def _param_list(params: Iterable[Tensor], who: str) -> list[Tensor]:
     return ps
 
 
-class SGD:
-    """Gradient descent with momentum, in the form of Rumelhart, Hinton & Williams (1986):
+def _check(ok: bool, who: str, name: str, want: str, value: object) -> None:
+    """Raise ValueError naming the argument unless ``ok``."""
+    if not ok:
+        raise ValueError(f"{who}: {name} must {want}, got {value!r}")
 
-        Δw(t) = -η ∂E/∂w(t) + α Δw(t-1),    w(t+1) = w(t) + Δw(t),
 
-    with learning rate η = ``lr`` and momentum α = ``momentum`` (α = 0: plain gradient
-    descent). PyTorch writes v(t) = α v(t-1) + ∂E/∂w, w -= η v; the two agree with
-    Δw = -η v for a constant η (only a change of η during training rescales differently).
+class Optimizer:
+    """What the first-order optimisers share: the parameter list (each a Tensor with
+    ``requires_grad=True``, listed once), the learning rate η = ``lr`` > 0, the weight decay
+    λ = ``weight_decay`` ≥ 0, :meth:`zero_grad`, and a :meth:`step` that updates each
+    parameter whose ``grad`` is set and skips those whose ``grad`` is None.
 
-    ``step()`` skips parameters whose ``grad`` is None.
+    ``state[i]`` holds the running quantities of parameter i (arrays of its shape and
+    dtype), named as in the subclass's equations. ``lr`` may be changed between steps.
     """
 
-    def __init__(self, params: Iterable[Tensor], lr: float, momentum: float = 0.0) -> None:
-        self.params = _param_list(params, "SGD")
-        if not lr > 0:
-            raise ValueError(f"SGD: lr must be > 0, got {lr}")
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"SGD: momentum must lie in [0, 1), got {momentum}")
+    def __init__(self, params: Iterable[Tensor], lr: float, weight_decay: float = 0.0) -> None:
+        who = type(self).__name__
+        self.params = _param_list(params, who)
+        _check(lr > 0, who, "lr", "be > 0", lr)
+        _check(weight_decay >= 0, who, "weight_decay", "be >= 0", weight_decay)
         self.lr = float(lr)
-        self.momentum = float(momentum)
-        # Δw(t-1) per parameter (momentum) or a scratch buffer for -η ∂E/∂w (no momentum)
-        self._delta: list[np.ndarray | None] = [None] * len(self.params)
-        self._tmp: list[np.ndarray | None] = [None] * len(self.params)  # η ∂E/∂w (momentum)
+        self.weight_decay = float(weight_decay)
+        self.state: list[dict[str, np.ndarray]] = [{} for _ in self.params]
 
     def zero_grad(self) -> None:
         """Forget the gradients (``p.grad = None``) before the next backward pass."""
@@ -76,28 +86,255 @@ class SGD:
             p.grad = None
 
     def step(self) -> None:
-        """w += Δw with Δw = -η ∂E/∂w + α Δw(t-1), in place."""
+        """Update every parameter that has a gradient, in place."""
         for i, p in enumerate(self.params):
             g = p.grad
             if g is None:
                 continue
             if g.shape != p.data.shape:
                 raise ValueError(
-                    f"SGD: gradient of parameter {i} has shape {g.shape}, parameter {p.shape}"
+                    f"{type(self).__name__}: gradient of parameter {i} has shape {g.shape}, "
+                    f"parameter {p.shape}"
                 )
-            dw = self._delta[i]
-            if dw is None:
-                dw = self._delta[i] = np.zeros_like(p.data)
-            if self.momentum:
-                tmp = self._tmp[i]
-                if tmp is None:
-                    tmp = self._tmp[i] = np.empty_like(p.data)
-                dw *= self.momentum  # α Δw(t-1)
-                np.multiply(g, self.lr, out=tmp)
-                dw -= tmp  # - η ∂E/∂w
-            else:
-                np.multiply(g, -self.lr, out=dw)
+            self._update(p, g, self.state[i])
+
+    def _update(self, p: Tensor, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
+        raise NotImplementedError
+
+    def _with_l2(self, p: Tensor, g: np.ndarray, state: dict[str, np.ndarray]) -> np.ndarray:
+        """g + λw (the gradient of E + ½λ‖w‖²) in a buffer, or g itself when λ = 0."""
+        if not self.weight_decay:
+            return g
+        buf = _buffer(state, "g", p.data)
+        np.multiply(p.data, self.weight_decay, out=buf)
+        buf += g
+        return buf
+
+
+def _buffer(state: dict[str, np.ndarray], name: str, like: np.ndarray) -> np.ndarray:
+    """state[name], created as zeros shaped like ``like`` on first use."""
+    buf = state.get(name)
+    if buf is None:
+        buf = state[name] = np.zeros_like(like)
+    return buf
+
+
+class SGD(Optimizer):
+    """Gradient descent with momentum, in the form of Rumelhart, Hinton & Williams (1986).
+    With g(t) = ∂E/∂w at w(t), learning rate η = ``lr``, momentum α = ``momentum`` and
+    weight decay λ = ``weight_decay``:
+
+        g(t) ← g(t) + λ w(t)                    (if λ > 0: the gradient of E + ½λ‖w‖²)
+        Δw(t) = -η g(t) + α Δw(t-1),            Δw(0) = 0
+        w(t+1) = w(t) + Δw(t)                   (nesterov=False)
+        w(t+1) = w(t) - η g(t) + α Δw(t)        (nesterov=True: the step looks ahead)
+
+    α = 0 is plain gradient descent, w(t+1) = w(t) - η g(t). PyTorch's
+    ``torch.optim.SGD`` (dampening 0) keeps v(t) = α v(t-1) + g(t) and steps
+    w -= η v(t) (Nesterov: w -= η (g(t) + α v(t))). For a constant η the two are the same
+    rule, with Δw(t) = -η v(t); they differ only when η is changed during training (here
+    the old Δw keeps the old η, there v is multiplied by the new one).
+
+    ``state[i]["delta"]`` is Δw(t-1) of parameter i.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Tensor],
+        lr: float,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__(params, lr, weight_decay)
+        _check(0.0 <= momentum < 1.0, "SGD", "momentum", "lie in [0, 1)", momentum)
+        if nesterov and not momentum > 0:
+            raise ValueError(f"SGD: nesterov=True needs momentum > 0, got momentum={momentum!r}")
+        self.momentum = float(momentum)
+        self.nesterov = bool(nesterov)
+
+    def _update(self, p: Tensor, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
+        g = self._with_l2(p, g, state)
+        dw = _buffer(state, "delta", p.data)
+        if not self.momentum:
+            np.multiply(g, -self.lr, out=dw)
             p.data += dw
+            return
+        tmp = state.get("tmp")  # η g(t)
+        if tmp is None:
+            tmp = state["tmp"] = np.empty_like(p.data)
+        dw *= self.momentum  # α Δw(t-1)
+        np.multiply(g, self.lr, out=tmp)
+        dw -= tmp  # - η g(t)
+        if self.nesterov:
+            step = dw * self.momentum  # α Δw(t)
+            step -= tmp
+            p.data += step  # - η g(t) + α Δw(t)
+        else:
+            p.data += dw
+
+
+class RMSProp(Optimizer):
+    """RMSProp (Tieleman & Hinton, 2012): each weight's step is divided by a running root
+    mean square of its own gradient. With g(t) = ∂E/∂w, η = ``lr``, ρ = ``alpha``,
+    ε = ``eps``, λ = ``weight_decay``, μ = ``momentum``, all operations elementwise:
+
+        g(t) ← g(t) + λ w(t)                          (if λ > 0)
+        v(t) = ρ v(t-1) + (1 - ρ) g(t)²,              v(0) = 0
+        w(t+1) = w(t) - η g(t) / (√v(t) + ε)          (μ = 0)
+        b(t) = μ b(t-1) + g(t) / (√v(t) + ε),         b(0) = 0
+        w(t+1) = w(t) - η b(t)                        (μ > 0)
+
+    as ``torch.optim.RMSprop`` (not centred): ε is added after the square root.
+    ``state[i]`` holds ``"v"`` (and ``"b"`` with momentum).
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Tensor],
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+    ) -> None:
+        super().__init__(params, lr, weight_decay)
+        _check(0.0 <= alpha < 1.0, "RMSProp", "alpha", "lie in [0, 1)", alpha)
+        _check(eps > 0, "RMSProp", "eps", "be > 0", eps)
+        _check(0.0 <= momentum < 1.0, "RMSProp", "momentum", "lie in [0, 1)", momentum)
+        self.alpha, self.eps, self.momentum = float(alpha), float(eps), float(momentum)
+
+    def _update(self, p: Tensor, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
+        g = self._with_l2(p, g, state)
+        v = _buffer(state, "v", p.data)
+        v *= self.alpha
+        v += (1.0 - self.alpha) * np.square(g)
+        step = np.sqrt(v)
+        step += self.eps
+        np.divide(g, step, out=step)  # g(t) / (√v(t) + ε)
+        if self.momentum:
+            b = _buffer(state, "b", p.data)
+            b *= self.momentum
+            b += step
+            step = b * self.lr
+        else:
+            step *= self.lr
+        p.data -= step
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba, 2015): running averages of the gradient and of its square,
+    corrected for their start at zero, give each weight its own step. With g(t) = ∂E/∂w,
+    η = ``lr``, (β₁, β₂) = ``betas``, ε = ``eps``, λ = ``weight_decay``, t = 1, 2, ...
+    the number of steps this parameter has taken, all operations elementwise:
+
+        g(t) ← g(t) + λ w(t)                          (if λ > 0: an L2 penalty)
+        m(t) = β₁ m(t-1) + (1 - β₁) g(t),             m(0) = 0
+        v(t) = β₂ v(t-1) + (1 - β₂) g(t)²,            v(0) = 0
+        m̂(t) = m(t) / (1 - β₁ᵗ),   v̂(t) = v(t) / (1 - β₂ᵗ)   (bias correction)
+        w(t+1) = w(t) - η m̂(t) / (√v̂(t) + ε)
+
+    as ``torch.optim.Adam``. At t = 1, m̂ = g and v̂ = g², so the first step is
+    η g / (|g| + ε), about η in size for every weight. The L2 term passes through the
+    scaling by 1/√v̂ (weights with large gradients are decayed less); :class:`AdamW`
+    decouples it. ``state[i]`` holds ``"m"``, ``"v"`` and the step count ``"t"``.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Tensor],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__(params, lr, weight_decay)
+        who = type(self).__name__
+        beta1, beta2 = betas
+        _check(0.0 <= beta1 < 1.0, who, "betas[0]", "lie in [0, 1)", beta1)
+        _check(0.0 <= beta2 < 1.0, who, "betas[1]", "lie in [0, 1)", beta2)
+        _check(eps > 0, who, "eps", "be > 0", eps)
+        self.betas = (float(beta1), float(beta2))
+        self.eps = float(eps)
+
+    def _update(self, p: Tensor, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
+        g = self._with_l2(p, g, state)
+        self._adam_step(p, g, state)
+
+    def _adam_step(self, p: Tensor, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
+        beta1, beta2 = self.betas
+        m = _buffer(state, "m", p.data)
+        v = _buffer(state, "v", p.data)
+        t = state["t"] = state.get("t", 0) + 1
+        m *= beta1
+        m += (1.0 - beta1) * g
+        v *= beta2
+        v += (1.0 - beta2) * np.square(g)
+        step = v / (1.0 - beta2**t)  # v̂(t)
+        np.sqrt(step, out=step)
+        step += self.eps
+        np.divide(m, step, out=step)  # m(t) / (√v̂(t) + ε)
+        step *= self.lr / (1.0 - beta1**t)  # η m̂(t) / (√v̂(t) + ε)
+        p.data -= step
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter, 2019): the weights shrink by
+    a fixed fraction ηλ per step, outside the adaptive scaling, instead of adding λw to the
+    gradient. With the notation of :class:`Adam` and λ = ``weight_decay``:
+
+        w'(t) = (1 - ηλ) w(t)                         (decay, before the Adam step)
+        m(t), v(t), m̂(t), v̂(t) from g(t) as in Adam (g without λw)
+        w(t+1) = w'(t) - η m̂(t) / (√v̂(t) + ε)
+
+    as ``torch.optim.AdamW`` (which ties the decay to η; the paper writes a separate
+    schedule multiplier). Every weight is decayed at the same rate, whatever its gradient
+    scale, which is the point of decoupling.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Tensor],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+    ) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay)
+
+    def _update(self, p: Tensor, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
+        if self.weight_decay:
+            p.data *= 1.0 - self.lr * self.weight_decay
+        self._adam_step(p, g, state)
+
+
+def clip_grad_norm(params: Iterable[Tensor], max_norm: float) -> float:
+    """Rescale the gradients together so that their joint norm is at most ``max_norm``;
+    return the norm before clipping.
+
+    The gradients count as one vector g (parameters whose ``grad`` is None are left out):
+
+        ‖g‖ = √(Σ_p ‖g_p‖²),    g_p ← g_p · max_norm / (‖g‖ + 10⁻⁶)   if that factor < 1
+
+    (otherwise nothing changes), as ``torch.nn.utils.clip_grad_norm_``; the direction of
+    the step is kept, only its length is capped. Each clipped ``grad`` is a new array (a
+    gradient array may be shared). Raises FloatingPointError if ‖g‖ is NaN or infinite:
+    then no scaling gives a usable step.
+    """
+    ps = _param_list(params, "clip_grad_norm")
+    _check(max_norm > 0, "clip_grad_norm", "max_norm", "be > 0", max_norm)
+    grads = [p for p in ps if p.grad is not None]
+    total = math.sqrt(sum(float(np.linalg.norm(p.grad)) ** 2 for p in grads))
+    if not math.isfinite(total):
+        raise FloatingPointError(
+            f"clip_grad_norm: the gradient norm is {total}; a NaN or infinite gradient "
+            "cannot be clipped (look for an overflow or a NaN in the loss)"
+        )
+    coef = max_norm / (total + 1e-6)
+    if coef < 1.0:
+        for p in grads:
+            p.grad = p.grad * coef
+    return total
 
 
 def get_flat(params: Iterable[Tensor]) -> np.ndarray:
