@@ -82,7 +82,7 @@ def squared_error(a_L: Tensor, Y: np.ndarray) -> Tensor:
 @dataclass
 class TrainResult:
     """What :func:`train` recorded. ``losses[t, s]`` and ``grad_norms[t, s]`` are E_s and
-    |∇E_s| at sweep t (before that sweep's update); ``solved_at[s]`` is the first sweep at
+    ‖∇E_s‖ at sweep t (before that sweep's update); ``solved_at[s]`` is the first sweep at
     which every output of network s was within ``tol`` of its target (-1 if never), and
     ``snapshot`` holds each network's parameters at that sweep (zeros if never);
     ``velocity`` is the last step Δw of every parameter, to continue training with."""
