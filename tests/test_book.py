@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import io
 import os
 import posixpath
 import re
@@ -17,11 +18,13 @@ import shutil
 import subprocess
 import sys
 import threading
+from html import unescape
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 from bs4 import BeautifulSoup, Tag
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("BPKIT_CHROMIUM", "/usr/bin/chromium")
@@ -256,3 +259,113 @@ def test_search_finds_delta(site, browser):
     assert results.count() >= 3, "search for 'delta' found fewer than 3 pages"
     assert not visit.foreign and not visit.console_errors
     visit.close()
+
+
+# ---- Accessibility ---------------------------------------------------------------------------
+
+# An alt text that is really a file name or a path (what myst-nb falls back to when a cell
+# has no `mystnb: image: alt:` metadata) says nothing to a reader who cannot see the figure.
+FILE_NAME = re.compile(r"\.(png|jpe?g|gif|svg|webp|pdf)\b|_build|_images|images/|\.\./"
+                       r"|^\S*[/\\]\S*$", re.IGNORECASE)
+IMG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
+ATTRIBUTE = re.compile(r'\b(alt|src)="([^"]*)"')
+DARK_MODE_DIR = ROOT / "_build" / "screenshots"
+
+
+def chapter_pages(html: Path) -> list[str]:
+    return [name for name in pages(html) if name.startswith("book/")]
+
+
+def test_every_figure_has_alt_text(build):
+    """Every image on a chapter page has alt text that describes it in words: not missing,
+    not empty, not a file name or path."""
+    _, html = build
+    problems, n_images = [], 0
+    for name in chapter_pages(html):
+        text = (html / name).read_text(encoding="utf-8")
+        article = text[text.find("<article"):text.rfind("</article>")]
+        for tag in IMG.findall(article):
+            n_images += 1
+            attributes = dict(ATTRIBUTE.findall(tag))
+            alt = " ".join(unescape(attributes.get("alt", "")).split())
+            src = attributes.get("src", "")
+            if not alt:
+                problems.append(f"{name}: {src}: no alt text")
+            elif FILE_NAME.search(alt) or Path(src).stem in alt:
+                problems.append(f"{name}: {src}: alt text is a file name: {alt!r}")
+            elif len(alt.split()) < 5:
+                problems.append(f"{name}: {src}: alt text too short to describe it: {alt!r}")
+    assert n_images >= 30, f"only {n_images} images on the chapter pages"
+    assert not problems, "\n".join(problems)
+
+
+def test_figures_have_an_opaque_light_background(build):
+    """Every figure of every chapter is drawn on an opaque light background: in the dark
+    theme a transparent figure would show black axes on the dark page."""
+    _, html = build
+    problems = []
+    for name in chapter_pages(html):
+        text = (html / name).read_text(encoding="utf-8")
+        article = text[text.find("<article"):text.rfind("</article>")]
+        for tag in IMG.findall(article):
+            src = dict(ATTRIBUTE.findall(tag)).get("src", "")
+            image = Image.open((html / name).parent / src).convert("RGBA")
+            width, height = image.size
+            edge = [image.getpixel((x, y)) for x in range(width) for y in (0, height - 1)]
+            edge += [image.getpixel((x, y)) for y in range(height) for x in (0, width - 1)]
+            opaque = sum(p[3] == 255 for p in edge) / len(edge)
+            light = sum(min(p[:3]) >= 230 for p in edge) / len(edge)
+            if opaque < 0.95 or light < 0.95:
+                problems.append(f"{name}: {src}: edge {opaque:.0%} opaque, {light:.0%} light")
+    assert not problems, "\n".join(problems)
+
+
+def luminance(png: bytes) -> Image.Image:
+    return Image.open(io.BytesIO(png)).convert("L")
+
+
+def percentile(image: Image.Image, q: float) -> int:
+    """The grey level below which a fraction q of the image's pixels lie."""
+    histogram = image.histogram()
+    total, seen = sum(histogram), 0
+    for level, count in enumerate(histogram):
+        seen += count
+        if seen >= q * total:
+            return level
+    return 255
+
+
+def test_figures_stay_light_in_dark_mode(site, browser):
+    """A chapter in the theme's light and dark modes (screenshots of each in
+    _build/screenshots): the dark page really is dark, and every figure on it keeps a light
+    background with its dark lines and lettering still dark, as in light mode."""
+    base, html = site
+    name = "book/02_linear_neuron.html"
+    problems = []
+    for mode in ("light", "dark"):
+        visit = PageVisit(browser, base)
+        # pydata-sphinx-theme reads the reader's choice from localStorage before it paints
+        visit.context.add_init_script(
+            f"localStorage.setItem('mode', '{mode}'); localStorage.setItem('theme', '{mode}');")
+        page = visit.page
+        page.goto(f"{base}/{name}", wait_until="load")
+        page.wait_for_function("window.MathJax && MathJax.startup && MathJax.startup.promise")
+        page.evaluate("MathJax.startup.promise")
+        assert page.evaluate("document.documentElement.dataset.theme") == mode
+        figures = page.locator("article img")
+        assert figures.count() >= 3, f"{name}: only {figures.count()} figures"
+        figures.nth(1).evaluate("img => img.scrollIntoView({block: 'center'})")
+        DARK_MODE_DIR.mkdir(parents=True, exist_ok=True)
+        shot = page.screenshot(path=str(DARK_MODE_DIR / f"02_linear_neuron_{mode}.png"))
+        background = percentile(luminance(shot), 0.5)
+        if (mode == "dark") != (background < 80):
+            problems.append(f"{mode} mode: the page's median grey is {background}")
+        for i in range(figures.count()):
+            figure = luminance(figures.nth(i).screenshot())
+            light, ink = percentile(figure, 0.5), percentile(figure, 0.01)
+            if light < (200 if mode == "dark" else 235) or ink > 120:
+                problems.append(f"{mode} mode: figure {i + 1}: background grey {light}, "
+                                f"darkest 1% at {ink} (want a light figure with dark ink)")
+        problems += [f"{mode} mode: console error: {e}" for e in visit.console_errors]
+        visit.close()
+    assert not problems, "\n".join(problems)
