@@ -235,7 +235,7 @@ class Adam(Optimizer):
         w(t+1) = w(t) - η m̂(t) / (√v̂(t) + ε)
 
     as ``torch.optim.Adam``. At t = 1, m̂ = g and v̂ = g², so the first step is
-    η g / (|g| + ε), about η in size for every weight. The L2 term passes through the
+    η g / (√(g²) + ε), about η in size for every weight. The L2 term passes through the
     scaling by 1/√v̂ (weights with large gradients are decayed less); :class:`AdamW`
     decouples it. ``state[i]`` holds ``"m"``, ``"v"`` and the step count ``"t"``.
     """
