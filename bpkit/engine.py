@@ -3,8 +3,9 @@
 A graph node has ``inputs`` (the nodes it was computed from; empty for a leaf), ``op`` (its
 operation), ``data`` and ``grad`` (its adjoint dC/d(data)). A :class:`bpkit.Value` also has
 ``partials``, the local derivatives d(node)/d(input), one per input; a :class:`bpkit.Tensor`
-has the primitive ``op`` (see :mod:`bpkit.ops`), its keyword ``params`` and the
-``saved_versions`` of its inputs and output at the time it was recorded.
+has the primitive ``op`` (see :mod:`bpkit.ops`), its keyword ``params``, the
+``saved_versions`` of its inputs and output at the time it was recorded and the primitive's
+``residual`` (or None).
 
 :func:`topological_order` lists the nodes so that each comes after its inputs;
 :func:`backward` runs the reverse sweep: starting from the output's adjoint, each node in
@@ -123,6 +124,37 @@ def _check_finite(node: Any, x: Any, i: int, gx: Any, g: Any) -> None:
         )
 
 
+def _add(adjoint: dict, owned: set, x: Any, gx: Any, g: Any, create_graph: bool) -> None:
+    """adjoint[x] += gx, after summing gx back to x's shape (and casting it to x's dtype);
+    in place only into an array that a rule made (not g, not a view of another array)."""
+    if create_graph:
+        if tuple(gx.shape) != x.shape:
+            gx = unbroadcast(gx, x.shape)
+        prev = adjoint.get(x)
+        adjoint[x] = gx if prev is None else prev + gx
+        return
+    data = x.data
+    fresh = gx is not g and getattr(gx, "base", None) is None
+    if type(gx) is not np.ndarray or gx.shape != data.shape or gx.dtype != data.dtype:
+        gx = np.asarray(gx)
+        if gx.shape != data.shape:
+            gx = np.asarray(unbroadcast(gx, data.shape))
+        if gx.dtype != data.dtype:
+            gx = gx.astype(data.dtype)
+        fresh = True
+    prev = adjoint.get(x)
+    if prev is None:
+        adjoint[x] = gx
+        if fresh:
+            owned.add(x)
+    elif x in owned:
+        prev += gx
+    else:
+        total = prev + gx  # NumPy gives a scalar, not an array, for 0-d operands
+        adjoint[x] = total if type(total) is np.ndarray else np.asarray(total)
+        owned.add(x)
+
+
 def backward(
     root: Any, seed: Any, create_graph: bool = False, inputs: list[Any] | None = None
 ) -> list[Any] | None:
@@ -150,63 +182,47 @@ def backward(
                 x.grad += partial * g
         return None
 
-    nodes = [n for n in order if n.inputs]
-    for node in nodes:
-        if node.saved_versions is not None:
-            _check_versions(node)
     adjoint: dict[Any, Any] = {}
-    owned: set[int] = set()  # ids of the nodes whose adjoint is an array a rule just made
-    if inputs is None:
-        for node in order:  # leaves add to what they hold
-            if not node.inputs and node.requires_grad and node.grad is not None:
-                adjoint[node] = node.grad
+    owned: set[Any] = set()  # the nodes whose adjoint is an array a rule just made
+    nodes = []
+    for node in order:
+        if node.inputs:
+            nodes.append(node)
+            if node.saved_versions is not None:
+                _check_versions(node)  # before any rule runs, nothing is stored on error
+        elif inputs is None and node.grad is not None and node.requires_grad:
+            adjoint[node] = node.grad  # a leaf adds to what it holds
     check = modes.debug
-
-    def add(x: Any, gx: Any, g: Any) -> None:
-        if create_graph:
-            if tuple(gx.shape) != x.shape:
-                gx = unbroadcast(gx, x.shape)
-            prev = adjoint.get(x)
-            adjoint[x] = gx if prev is None else prev + gx
-            return
-        data = x.data
-        if type(gx) is not np.ndarray or gx.shape != data.shape or gx.dtype != data.dtype:
-            gx = np.asarray(gx)
-            if gx.shape != data.shape:
-                gx = np.asarray(unbroadcast(gx, data.shape))
-            if gx.dtype != data.dtype:
-                gx = gx.astype(data.dtype)
-            fresh = True
-        else:
-            fresh = gx is not g and gx.base is None
-        prev = adjoint.get(x)
-        if prev is None:
-            adjoint[x] = gx
-            if fresh:
-                owned.add(id(x))
-        elif id(x) in owned:
-            prev += gx
-        else:
-            total = prev + gx  # NumPy gives a scalar, not an array, for 0-d operands
-            adjoint[x] = total if type(total) is np.ndarray else np.asarray(total)
-            owned.add(id(x))
-
-    add(root, seed, None)  # with create_graph, seed is a Tensor: the rules run on Tensors
+    _add(adjoint, owned, root, seed, None, create_graph)  # with create_graph, a Tensor seed
     for node in reversed(nodes):
         g = adjoint.get(node)
         if g is None:
             continue
-        vjps, xs, params = node.op.vjps, node.inputs, node.params
+        xs, params = node.inputs, node.params
         if create_graph:
             out, args = node, xs
         else:
             out, args = node.data, [x.data for x in xs]
-        for i, x in enumerate(xs):
-            if x.requires_grad:
-                gx = vjps[i](g, out, *args, **params)
-                if check:
-                    _check_finite(node, x, i, gx, g)
-                add(x, gx, g)
+        i = -1
+        for x, vjp in zip(xs, node.op.vjps):  # noqa: B905 (a bias may be absent)
+            i += 1
+            if not x.requires_grad:
+                continue
+            if create_graph or node.residual is None:
+                gx = vjp(g, out, *args, **params)
+            else:
+                gx = vjp(g, out, *args, res=node.residual, **params)
+            if check:
+                _check_finite(node, x, i, gx, g)
+            if (  # the common case, inline: an array of the input's shape and dtype
+                type(gx) is np.ndarray and x not in adjoint and not create_graph
+                and gx.shape == x.shape and gx.dtype == x.dtype
+            ):
+                adjoint[x] = gx
+                if gx is not g and gx.base is None:
+                    owned.add(x)
+            else:
+                _add(adjoint, owned, x, gx, g, create_graph)
 
     if inputs is not None:
         return [adjoint.get(x) for x in inputs]
@@ -216,7 +232,7 @@ def backward(
             node.grad = adjoint.get(node)
         elif node in adjoint:
             g = adjoint[node]
-            if not create_graph and id(node) not in owned and g is not node.grad:
+            if not create_graph and node not in owned and g is not node.grad:
                 # a view of another node's gradient: copy it if it is read-only or shared
                 # with another leaf's gradient (both operands of a + b), else keep it
                 base = id(g if g.base is None else g.base)

@@ -78,12 +78,13 @@ class Dual(Operators):
                 primals.append(a if a.dtype.kind == "f" else a.astype(np.float64))
                 tangents.append(None)
         try:
-            out = np.asarray(prim.fwd(*primals, **params))
+            out = prim.fwd(*primals, **params)
         except ValueError as e:
             if "broadcast" not in str(e):
                 raise
             shapes = " and ".join(str(p.shape) for p in primals)
             raise ValueError(f"{prim.name}: shapes {shapes} cannot be broadcast together") from e
+        out = np.asarray(out[0] if prim.residual else out)
         dual = Dual.__new__(Dual)
         dual.primal, dual.tangent = out, push_tangent(prim, out, primals, tangents, params)
         return dual

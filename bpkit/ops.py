@@ -39,7 +39,9 @@ class Primitive:
 
     ``reads`` says which data the VJP of each input reads: indices of inputs, -1 for the
     output (the engine refuses a backward pass after such data changed in place); None
-    means all inputs and the output."""
+    means all inputs and the output. With ``residual``, fwd returns (out, r): an array it
+    computed anyway (softmax, for cross_entropy) that the VJPs on arrays receive as
+    ``res=r`` instead of computing it again; on Tensors they compute it (differentiably)."""
 
     def __init__(
         self,
@@ -48,9 +50,10 @@ class Primitive:
         vjps: tuple[Rule, ...],
         jvps: tuple[Rule, ...],
         reads: tuple[tuple[int, ...], ...] | None = None,
+        residual: bool = False,
     ) -> None:
         self.name, self.fwd, self.vjps, self.jvps = name, fwd, vjps, jvps
-        self.reads = reads
+        self.reads, self.residual = reads, residual
 
     def __call__(self, *args: Any, **params: Any) -> Any:
         """Apply to arrays (the forward function), or let a graph type among the arguments
@@ -58,7 +61,8 @@ class Primitive:
         for a in args:
             if hasattr(a, "bind") and not isinstance(a, np.ndarray):
                 return a.bind(self, *args, **params)
-        return self.fwd(*args, **params)
+        out = self.fwd(*args, **params)
+        return out[0] if self.residual else out
 
     def __eq__(self, other: object) -> bool:
         return other is self or other == self.name
@@ -71,9 +75,10 @@ class Primitive:
 
 
 def primitive(name: str, vjps: tuple[Rule, ...], jvps: tuple[Rule, ...],
-              reads: tuple[tuple[int, ...], ...] | None = None) -> Callable[[Rule], Primitive]:
+              reads: tuple[tuple[int, ...], ...] | None = None,
+              residual: bool = False) -> Callable[[Rule], Primitive]:
     """Decorator: the forward function below, with its rules, becomes a Primitive."""
-    return lambda fwd: Primitive(name, fwd, vjps, jvps, reads)
+    return lambda fwd: Primitive(name, fwd, vjps, jvps, reads, residual)
 
 
 def value(x: Any) -> np.ndarray:
@@ -391,7 +396,7 @@ def reshape(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 @primitive(
     "transpose",
-    vjps=(lambda g, out, a, perm: g.transpose(tuple(np.argsort(perm))),),
+    vjps=(lambda g, out, a, perm: g.transpose(tuple(perm.index(i) for i in range(len(perm)))),),
     jvps=(lambda da, out, a, perm: da.transpose(perm),),
     reads=((),),
 )
@@ -454,15 +459,20 @@ def softmax(a: np.ndarray, axis: int) -> np.ndarray:
 
 @primitive(
     "log_softmax",
-    vjps=(lambda g, out, a, axis: g - softmax(a, axis=axis) * g.sum(axis=axis, keepdims=True),),
+    vjps=(lambda g, out, a, axis, res=None:
+          g - (softmax(a, axis=axis) if res is None else res) * g.sum(axis=axis, keepdims=True),),
     jvps=(lambda da, out, a, axis:
           da - (softmax(a, axis=axis) * da).sum(axis=axis, keepdims=True),),
     reads=((0,),),
+    residual=True,
 )
-def log_softmax(a: np.ndarray, axis: int) -> np.ndarray:
-    """z_i = a_i - m - log sum_j e^{a_j - m} (log-sum-exp).  dC/da = g - softmax(a) sum_j g_j."""
+def log_softmax(a: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """z_i = a_i - m - log sum_j e^{a_j - m} (log-sum-exp).  dC/da = g - softmax(a) sum_j g_j.
+    Residual: softmax(a)."""
     shifted = a - a.max(axis=axis, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+    e = np.exp(shifted)
+    s = e.sum(axis=axis, keepdims=True)
+    return shifted - np.log(s), e / s
 
 
 def _onehot(labels: np.ndarray, like: Any) -> np.ndarray:
@@ -471,10 +481,16 @@ def _onehot(labels: np.ndarray, like: Any) -> np.ndarray:
     return y
 
 
-def _ce_vjp(g: Any, out: Any, z: Any, labels: np.ndarray) -> Any:
+def _ce_vjp(g: Any, out: Any, z: Any, labels: np.ndarray, res: Any = None) -> Any:
     """dC/dz = (softmax(z) - onehot(y)) g / N."""
     n = len(labels)
-    return (softmax(z, axis=1) - _onehot(labels, value(z))) * (g / n if n else g * np.nan)
+    scale = g / n if n else g * np.nan
+    if res is None:  # on Tensors: softmax(z) is recorded, for second derivatives
+        return (softmax(z, axis=1) - _onehot(labels, value(z))) * scale
+    d = res.copy()  # on arrays: the forward's softmax, minus onehot(y) in place
+    d[np.arange(n), labels] -= 1
+    d *= scale
+    return d
 
 
 def _ce_jvp(dz: np.ndarray, out: np.ndarray, z: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -484,15 +500,17 @@ def _ce_jvp(dz: np.ndarray, out: np.ndarray, z: np.ndarray, labels: np.ndarray) 
     return -d[np.arange(n), labels].sum() / n if n else np.asarray(np.nan, dz.dtype)
 
 
-@primitive("cross_entropy", vjps=(_ce_vjp,), jvps=(_ce_jvp,), reads=((0,),))
-def cross_entropy(z: np.ndarray, labels: np.ndarray) -> np.ndarray:
+@primitive("cross_entropy", vjps=(_ce_vjp,), jvps=(_ce_jvp,), reads=((0,),), residual=True)
+def cross_entropy(z: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """C = -(1/N) sum_n log softmax(z_n)[y_n], fused and stable for logits of any size; NaN
-    for N = 0 (the mean of no entries).  dC/dz = (softmax(z) - onehot(y)) / N."""
+    for N = 0 (the mean of no entries).  dC/dz = (softmax(z) - onehot(y)) / N.
+    Residual: softmax(z)."""
     n = len(labels)
     shifted = z - z.max(axis=1, keepdims=True)
-    log_s = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    loss = (log_s[:, 0] - shifted[np.arange(n), labels]).sum() / n if n else np.nan
-    return np.asarray(loss, dtype=z.dtype)
+    e = np.exp(shifted)
+    s = e.sum(axis=1, keepdims=True)
+    loss = (np.log(s)[:, 0] - shifted[np.arange(n), labels]).sum() / n if n else np.nan
+    return np.asarray(loss, dtype=z.dtype), e / s
 
 
 # -- the layer's affine map and the convolution's patches ---------------------------------
@@ -749,7 +767,7 @@ class Operators:
     @property
     def T(self) -> Any:
         """The transpose (all axes reversed), e.g. W.T in z = a W^T + b."""
-        return self.transpose()
+        return self.bind(transpose, self, perm=(1, 0)) if self.ndim == 2 else self.transpose()
 
     def __getitem__(self, index: Any) -> Any:
         """Basic (ints, slices, None, ...) and integer-array indexing."""

@@ -80,7 +80,7 @@ class Tensor(Operators):
     """
 
     __slots__ = ("_data", "_version", "grad", "requires_grad", "inputs", "op", "params",
-                 "saved_versions", "label")
+                 "saved_versions", "residual", "label")
 
     def __init__(self, data: ArrayLike, requires_grad: bool = False, label: str = "") -> None:
         if isinstance(data, Tensor):
@@ -113,6 +113,7 @@ class Tensor(Operators):
         self.op: Primitive | None = None
         self.params: dict[str, Any] = {}
         self.saved_versions: tuple[int, ...] | None = None
+        self.residual: Any = None
         self.label = label
 
     # -- one operation: apply a primitive, record the node ---------------------------------
@@ -121,39 +122,46 @@ class Tensor(Operators):
         """Apply the primitive ``prim`` to the arguments (Tensors, arrays, numbers; numbers
         take this tensor's dtype) and return the result as a Tensor, recorded as a graph
         node when grad mode is on and an input requires a gradient."""
-        xs = []
+        xs, arrays, needs_grad = [], [], False
         for a in args:
             if isinstance(a, Tensor):
-                xs.append(a)
+                needs_grad = needs_grad or a.requires_grad
             elif hasattr(a, "bind") and not isinstance(a, np.ndarray):
                 return a.bind(prim, *args, **params)  # forward mode carries the operation
             else:
-                xs.append(_constant(a, self._data))
+                a = _constant(a, self._data)
+            xs.append(a)
+            arrays.append(a._data)
         try:
-            data = prim.fwd(*[x._data for x in xs], **params)
+            data = prim.fwd(*arrays, **params)
         except ValueError as e:
             if "broadcast" not in str(e):
                 raise
-            shapes = " and ".join(str(x._data.shape) for x in xs)
+            shapes = " and ".join(str(a.shape) for a in arrays)
             raise ValueError(f"{prim.name}: shapes {shapes} cannot be broadcast together") from e
+        if prim.residual:
+            data, res = data
         out = Tensor.__new__(Tensor)
-        out._data = data if type(data) is np.ndarray else np.asarray(data)
-        x0 = xs[0]._data
-        if data.base is not None and np.may_share_memory(data, x0):
+        if type(data) is not np.ndarray:
+            data = np.asarray(data)
+        out._data, out.grad, out.label, out.op, out.params = data, None, "", prim, params
+        base = data.base
+        if base is not None and (base is arrays[0] or base is arrays[0].base):
             out._version = xs[0]._version  # a view: a change to either is a change to both
         else:
             out._version = [0]
-        out.grad, out.label, out.op, out.params = None, "", prim, params
-        if engine.modes.debug:
-            _check_finite(prim, out._data, xs)
-        out.requires_grad, out.inputs, out.saved_versions = False, (), None
-        if engine.modes.grad:
-            for x in xs:
-                if x.requires_grad:
-                    out.requires_grad, out.inputs = True, tuple(xs)
-                    if prim.reads is None or any(prim.reads):
-                        out.saved_versions = (*[x._version[0] for x in xs], out._version[0])
-                    break
+        modes = engine.modes
+        if modes.debug:
+            _check_finite(prim, data, arrays)
+        if needs_grad and modes.grad:
+            out.requires_grad, out.inputs = True, tuple(xs)
+            out.residual = res if prim.residual else None
+            if prim.reads is None or any(prim.reads):
+                out.saved_versions = (*[x._version[0] for x in xs], out._version[0])
+            else:
+                out.saved_versions = None
+        else:
+            out.requires_grad, out.inputs, out.saved_versions, out.residual = False, (), None, None
         return out
 
     # -- the array ------------------------------------------------------------------------
@@ -312,15 +320,14 @@ def _constant(x: ArrayLike, like: np.ndarray) -> Tensor:
     """A constant operand (array or number) as a leaf Tensor that needs no gradient."""
     c = Tensor.__new__(Tensor)
     c._data, c._version, c.grad, c.requires_grad = _as_data(x, like), [0], None, False
-    c.inputs, c.op, c.params, c.saved_versions, c.label = (), None, {}, None, ""
+    c.inputs, c.op, c.params, c.saved_versions, c.residual, c.label = (), None, {}, None, None, ""
     return c
 
 
-def _check_finite(prim: Primitive, out: np.ndarray, xs: list[Tensor]) -> None:
+def _check_finite(prim: Primitive, out: np.ndarray, inputs: list[np.ndarray]) -> None:
     """Under ``debug()``: raise if a forward result contains NaN or inf."""
     if not np.isfinite(out).all():
         bad = "NaN" if np.isnan(out).any() else "inf"
-        inputs = [x._data for x in xs]
         src = "" if all(np.isfinite(a).all() for a in inputs) else " (an input was non-finite)"
         raise FloatingPointError(
             f"{prim.name}: forward pass produced {bad} for inputs of shape/dtype "
