@@ -3,7 +3,9 @@
 - :class:`Value`: scalar reverse mode (one node per number, the per-neuron view);
 - :class:`Tensor`: array reverse mode (the matrix view), with :func:`no_grad`, :func:`debug`;
 - :mod:`bpkit.functional` (also ``bpkit.F``): activations and losses;
-- :func:`grad` (reverse mode) and :func:`jvp` (forward mode, dual numbers);
+- :func:`grad` (reverse mode; it composes: ``grad(grad(f))``), :func:`jvp` (forward mode,
+  dual numbers), :func:`hvp` (Hessian-vector products), :func:`jacobian`, :func:`hessian`;
+- :mod:`bpkit.ops`: the primitives, each with its forward, VJPs and JVPs, defined once;
 - :func:`gradcheck`: reverse mode against central finite differences.
 
 ``bpkit.nn``, ``bpkit.optim`` and ``bpkit.data`` are imported with the package.
@@ -11,13 +13,13 @@
 (matplotlib) are imported on request.
 """
 
-from . import data, functional, nn, optim
+from . import data, functional, nn, ops, optim
 from . import functional as F
-from .autodiff import grad
-from .forward import jvp
+from .engine import debug, no_grad, topological_order
 from .gradcheck import gradcheck
 from .scalar import Value
-from .tensor import Tensor, debug, no_grad
+from .tensor import Tensor
+from .transforms import grad, hessian, hvp, jacobian, jvp
 
 __version__ = "0.1.0"
 
@@ -27,12 +29,17 @@ __all__ = [
     "Tensor",
     "no_grad",
     "debug",
+    "topological_order",
     "grad",
     "jvp",
+    "hvp",
+    "jacobian",
+    "hessian",
     "gradcheck",
     "functional",
     "F",
     "nn",
     "optim",
+    "ops",
     "data",
 ]

@@ -14,9 +14,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.axes import Axes
+
+try:
+    import matplotlib.pyplot as plt
+    from matplotlib.axes import Axes
+except ImportError as e:  # matplotlib is an optional dependency
+    raise ImportError(
+        "bpkit.draw needs matplotlib: pip install 'bpkit[plot]' (or pip install matplotlib)"
+    ) from e
+
+from .engine import topological_order
 
 __all__ = ["draw_graph"]
 
@@ -25,31 +33,19 @@ ADJOINT_COLOR = "tab:red"
 
 
 def _graph(root: Any, max_nodes: int) -> tuple[list[Any], dict[int, int]]:
-    """Nodes in topological order (children first, iterative DFS) and each node's layer:
-    0 for a leaf, else 1 + the largest layer of its children."""
-    if not hasattr(root, "_prev") or not hasattr(root, "data"):
+    """Nodes in topological order and each node's layer: 0 for a leaf, else 1 + the largest
+    layer of its inputs."""
+    if not hasattr(root, "inputs") or not hasattr(root, "data"):
         raise TypeError(f"draw_graph: expected a bpkit Value or Tensor, got {type(root).__name__}")
-    order: list[Any] = []
+    order = topological_order(root)
+    if len(order) > max_nodes:
+        raise ValueError(
+            f"draw_graph: the graph has more than max_nodes={max_nodes} nodes; draw a smaller "
+            f"expression or raise max_nodes"
+        )
     layer: dict[int, int] = {}
-    seen = {id(root)}
-    stack: list[tuple[Any, int]] = [(root, 0)]
-    while stack:
-        node, i = stack.pop()
-        children = node._prev
-        if i < len(children):
-            stack.append((node, i + 1))
-            child = children[i]
-            if id(child) not in seen:
-                seen.add(id(child))
-                if len(seen) > max_nodes:
-                    raise ValueError(
-                        f"draw_graph: the graph has more than max_nodes={max_nodes} nodes; "
-                        f"draw a smaller expression or raise max_nodes"
-                    )
-                stack.append((child, 0))
-        else:
-            order.append(node)
-            layer[id(node)] = 1 + max((layer[id(c)] for c in children), default=-1)
+    for node in order:
+        layer[id(node)] = 1 + max((layer[id(c)] for c in node.inputs), default=-1)
     return order, layer
 
 
@@ -69,7 +65,7 @@ def _describe_array(a: np.ndarray | None) -> str:
 
 def _node_text(node: Any, show_grad: bool) -> str:
     label = getattr(node, "label", "") or ""
-    op = node._op
+    op = str(node.op or "")
     head = f"{label} ({op})" if label and op else (label or (f"({op})" if op else "·"))
     if isinstance(node.data, np.ndarray):  # Tensor
         lines = [head, f"{_describe_array(node.data)} {node.data.dtype}"]
@@ -92,7 +88,7 @@ def _order_layers(order: list[Any], layer: dict[int, int]) -> list[list[Any]]:
         layers[layer[id(node)]].append(node)
     parents: dict[int, list[Any]] = {id(n): [] for n in order}
     for n in order:
-        for c in n._prev:
+        for c in n.inputs:
             parents[id(c)].append(n)
     pos: dict[int, float] = {}
 
@@ -111,7 +107,7 @@ def _order_layers(order: list[Any], layer: dict[int, int]) -> list[list[Any]]:
 
     for k, nodes in enumerate(layers):
         if k > 0:
-            sort_by(nodes, lambda n: n._prev)
+            sort_by(nodes, lambda n: n.inputs)
         place(nodes)
     for nodes in reversed(layers[:-1]):
         sort_by(nodes, lambda n: parents[id(n)])
@@ -236,7 +232,7 @@ def draw_graph(
             zorder=2,  # below the arrows: each draw places the boxes before the arrows clip to them
             bbox=dict(
                 boxstyle="round,pad=0.35",
-                facecolor="#fff3d6" if is_root else ("#e8f0fb" if node._prev else "white"),
+                facecolor="#fff3d6" if is_root else ("#e8f0fb" if node.inputs else "white"),
                 edgecolor="0.3",
                 linewidth=1.2 if is_root else 0.8,
             ),
@@ -276,11 +272,10 @@ def draw_graph(
         text.set_position(best[1])
         labels.append(best[2])
 
-    local_of = getattr  # Values carry d(parent)/d(child) in _local; Tensors do not
     for parent in order:
-        locals_ = local_of(parent, "_local", None)
+        locals_ = getattr(parent, "partials", None)  # Values carry d(parent)/d(child)
         counts: dict[int, int] = {}
-        for j, child in enumerate(parent._prev):
+        for j, child in enumerate(parent.inputs):
             rep = counts.get(id(child), 0)
             counts[id(child)] = rep + 1
             rad = 0.15 * ((rep + 1) // 2) * (-1 if rep % 2 else 1)  # 0, -0.15, 0.15, ...

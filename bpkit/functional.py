@@ -31,9 +31,10 @@ from typing import Any
 
 import numpy as np
 
+from . import ops
 from .forward import Dual
 from .scalar import Value
-from .tensor import Tensor, _accumulate, _matmul_like
+from .tensor import Tensor
 
 __all__ = [
     "linear",
@@ -68,8 +69,8 @@ def linear(a: Any, W: Any, b: Any = None) -> Any:
     """z = a W^T + b: the layer's z^l = W^l a^{l-1} + b^l for a batch of rows ``a`` (N, n_in).
 
     ``W`` has shape (n_out, n_in), ``b`` (n_out,) or None. For a batch of Tensors this is one
-    graph node with the rules dC/da = G W, dC/dW = G^T a, dC/db = sum_n G_n (G = dC/dz); it gives
-    the same numbers as ``a @ W.T + b``, which is what it computes under forward mode.
+    graph node (the primitive :func:`bpkit.ops.linear`) with the rules dC/da = G W,
+    dC/dW = G^T a, dC/db = sum_n G_n (G = dC/dz); it gives the same numbers as ``a @ W.T + b``.
     """
     a, W = _array_arg(a, "linear"), _array_arg(W, "linear")
     b = None if b is None else _array_arg(b, "linear")
@@ -78,37 +79,15 @@ def linear(a: Any, W: Any, b: Any = None) -> Any:
             f"linear: bias of shape {tuple(b.shape)}, expected ({W.shape[0]},) for weights of "
             f"shape {tuple(W.shape)}"
         )
-    if isinstance(a, Dual) or isinstance(W, Dual) or isinstance(b, Dual) or (
-        a.ndim != 2 and W.ndim == 2 and a.shape[-1:] == W.shape[1:]
-    ):  # forward mode, or one example (1-D) or extra batch axes: compose the same rule
-        z = a @ W.T
+    if a.ndim != 2 and W.ndim == 2 and a.shape[-1:] == W.shape[1:]:
+        z = a @ W.T  # one example (1-D) or extra batch axes: compose the same rule
         return z if b is None else z + b
-    A, Wd = a.data, W.data
-    if A.ndim != 2 or Wd.ndim != 2 or A.shape[1] != Wd.shape[1]:
+    if a.ndim != 2 or W.ndim != 2 or a.shape[1] != W.shape[1]:
         raise ValueError(
-            f"linear: input of shape {A.shape} and weights of shape {Wd.shape} do not fit; "
-            f"expected (N, n_in) and (n_out, n_in)"
+            f"linear: input of shape {tuple(a.shape)} and weights of shape {tuple(W.shape)} "
+            f"do not fit; expected (N, n_in) and (n_out, n_in)"
         )
-    z = np.matmul(A, Wd.T)
-    if b is not None:
-        if np.result_type(z, b.data) == z.dtype:
-            z += b.data  # in place: z is ours
-        else:
-            z = z + b.data
-    out = Tensor._make(z, (a, W) if b is None else (a, W, b), "linear")
-    if out.requires_grad:
-        out._save(W if a.requires_grad else None, a if W.requires_grad else None)
-
-        def _backward(g: np.ndarray) -> None:
-            if a.requires_grad:  # dC/da = G W
-                _accumulate(a, np.matmul(g, Wd), fresh=True)
-            if W.requires_grad:  # dC/dW = G^T a, made in W's own memory layout
-                _accumulate(W, _matmul_like(g.T, A, Wd), fresh=True)
-            if b is not None and b.requires_grad:  # dC/db = sum over the batch of G
-                _accumulate(b, g.sum(axis=0), fresh=True)
-
-        out._backward = _backward
-    return out
+    return ops.linear(a, W) if b is None else ops.linear(a, W, b)
 
 
 def sigmoid(z: Any) -> Any:
@@ -210,32 +189,11 @@ def cross_entropy(logits: Any, labels: Any) -> Any:
     """Mean softmax cross-entropy C = -(1/N) sum_n log softmax(z_n)[y_n].
 
     ``logits`` z has shape (N, K); ``labels`` y holds N integer class indices. Computed with
-    log-sum-exp, so logits of any magnitude give a finite loss. For a Tensor the backward
-    rule is fused: dC/dz = (softmax(z) - onehot(y)) / N. An empty batch (N = 0) gives NaN,
-    the mean of no entries, as in NumPy and in forward mode; its gradient is empty.
+    log-sum-exp, so logits of any magnitude give a finite loss. One primitive
+    (:func:`bpkit.ops.cross_entropy`) with the fused rule dC/dz = (softmax(z) - onehot(y)) / N.
+    An empty batch (N = 0) gives NaN, the mean of no entries, as in NumPy and in forward
+    mode; its gradient is empty.
     """
     z = _array_arg(logits, "cross_entropy")
     y = _labels(labels, tuple(z.shape))
-    n = y.shape[0]
-    rows = np.arange(n)
-    if not isinstance(z, Tensor):  # forward mode: compose from log_softmax
-        return -(z.log_softmax(axis=1)[rows, y]).mean()
-    x = z.data
-    shifted = x - x.max(axis=1, keepdims=True)
-    e = np.exp(shifted)
-    s = e.sum(axis=1, keepdims=True)
-    log_s = np.log(s)
-    loss = (log_s[:, 0] - shifted[rows, y]).sum() / n if n else np.nan
-    out = Tensor._make(np.asarray(loss, dtype=x.dtype), (z,), "cross_entropy")
-    if out.requires_grad:
-
-        def _backward(g: np.ndarray) -> None:
-            # dC/dz = (softmax(z) - onehot(y)) * g / N
-            scale = g / n if n else np.nan
-            dz = np.divide(e, s)
-            dz[rows, y] -= 1
-            dz *= scale
-            _accumulate(z, dz, fresh=True)
-
-        out._backward = _backward
-    return out
+    return ops.cross_entropy(z, labels=y)

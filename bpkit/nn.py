@@ -32,7 +32,9 @@ from typing import Any
 import numpy as np
 
 from . import functional as F
-from .tensor import Tensor, _accumulate
+from . import ops
+from .forward import Dual
+from .tensor import Tensor
 
 __all__ = [
     "Module",
@@ -232,7 +234,7 @@ def _init(
 def _as_input(x: Any, dtype: np.dtype, who: str) -> Any:
     """Arrays become constant Tensors of the layer's dtype; a Tensor (or a forward-mode
     Dual, under :func:`bpkit.jvp`) must already have it."""
-    if not isinstance(x, Tensor) and not getattr(x, "_is_dual", False):
+    if not isinstance(x, (Tensor, Dual)):
         return Tensor(np.asarray(x, dtype=dtype))
     if x.dtype != dtype:
         raise TypeError(
@@ -272,10 +274,7 @@ class Linear(Module):
         self.b = Tensor(b.astype(dt), requires_grad=True, label="b") if bias else None
 
     def forward(self, a: Any) -> Tensor:
-        a = _as_input(a, self.W.dtype, "Linear")
-        if a.shape[-1:] != (self.n_in,):
-            raise ValueError(f"Linear: input of shape {a.shape} does not end in n_in = {self.n_in}")
-        return F.linear(a, self.W, self.b)
+        return F.linear(_as_input(a, self.W.dtype, "Linear"), self.W, self.b)
 
     def __repr__(self) -> str:
         return f"Linear({self.n_in}, {self.n_out}, bias={self.b is not None}, init={self.init!r})"
@@ -407,58 +406,39 @@ def _pair(k: int | tuple[int, int], name: str, who: str, minimum: int = 1) -> tu
     return int(kk[0]), int(kk[1])
 
 
-def _out_size(n: int, k: int, s: int, p: int, who: str, axis: str) -> int:
-    if n + 2 * p < k:
-        raise ValueError(f"{who}: kernel {k} is larger than the padded input {axis} {n + 2 * p}")
-    return (n + 2 * p - k) // s + 1
+def _patches(
+    x: Any, k: tuple[int, int], s: tuple[int, int], p: tuple[int, int], who: str
+) -> tuple[Tensor, int, int]:
+    """(im2col(x), H', W') with H' = (H + 2p - kh) // s + 1 (likewise W')."""
+    Ho = ops.conv_out_size(x.shape[2], k[0], s[0], p[0], who, "height")
+    Wo = ops.conv_out_size(x.shape[3], k[1], s[1], p[1], who, "width")
+    return ops.im2col(x, k=k, s=s, p=p), Ho, Wo
 
 
 def im2col(
-    x: Tensor,
+    x: Any,
     kernel_size: int | tuple[int, int],
     stride: int | tuple[int, int] = 1,
     padding: int | tuple[int, int] = 0,
-) -> Tensor:
+) -> Any:
     """Unfold the patches of an NCHW tensor into rows: shape (N * H' * W', C * kh * kw).
 
     Row (n, i, j) holds the input patch that the kernel sees at output position (i, j),
     ordered (c, u, v) like the weights (C, kh, kw) of :class:`Conv2d`, so a convolution is
     one matrix product ``im2col(x) @ W.reshape(K, -1).T``. Output size
-    H' = (H + 2p - kh) // s + 1 (likewise W').
+    H' = (H + 2p - kh) // s + 1 (likewise W'). The primitive :func:`bpkit.ops.im2col`.
 
     Backward (col2im): each patch entry's gradient is added back to the input pixel it was
     copied from; a pixel covered by several patches receives the sum.
     """
-    if not isinstance(x, Tensor):
+    if not isinstance(x, (Tensor, Dual)):
         x = Tensor(x)
     if x.ndim != 4:
         raise ValueError(f"im2col: input must be NCHW (4-D), got shape {x.shape}")
-    kh, kw = _pair(kernel_size, "kernel_size", "im2col")
-    sh, sw = _pair(stride, "stride", "im2col")
-    ph, pw = _pair(padding, "padding", "im2col", minimum=0)
-    N, C, H, W = x.shape
-    Ho = _out_size(H, kh, sh, ph, "im2col", "height")
-    Wo = _out_size(W, kw, sw, pw, "im2col", "width")
-    xp = np.pad(x.data, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x.data
-    # patches[n, c, u, v, i, j] = xp[n, c, i*sh + u, j*sw + v]: one strided slice per offset
-    patches = np.empty((N, C, kh, kw, Ho, Wo), dtype=x.dtype)
-    for u in range(kh):
-        for v in range(kw):
-            patches[:, :, u, v] = xp[:, :, u : u + sh * Ho : sh, v : v + sw * Wo : sw]
-    cols = patches.transpose(0, 4, 5, 1, 2, 3).reshape(N * Ho * Wo, C * kh * kw)
-    out = Tensor._make(cols, (x,), "im2col")
-    if out.requires_grad:
-
-        def _backward(g: np.ndarray) -> None:  # col2im: scatter-add each patch entry back
-            gp = g.reshape(N, Ho, Wo, C, kh, kw).transpose(0, 3, 4, 5, 1, 2)
-            gx = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=x.dtype)
-            for u in range(kh):
-                for v in range(kw):
-                    gx[:, :, u : u + sh * Ho : sh, v : v + sw * Wo : sw] += gp[:, :, u, v]
-            _accumulate(x, gx[:, :, ph : ph + H, pw : pw + W], fresh=True)
-
-        out._backward = _backward
-    return out
+    k = _pair(kernel_size, "kernel_size", "im2col")
+    s = _pair(stride, "stride", "im2col")
+    p = _pair(padding, "padding", "im2col", minimum=0)
+    return _patches(x, k, s, p, "im2col")[0]
 
 
 class Conv2d(Module):
@@ -505,15 +485,11 @@ class Conv2d(Module):
             raise ValueError(
                 f"Conv2d: expected input (N, {self.in_channels}, H, W), got shape {x.shape}"
             )
-        N, _, H, W = x.shape
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        Ho = _out_size(H, kh, sh, ph, "Conv2d", "height")
-        Wo = _out_size(W, kw, sw, pw, "Conv2d", "width")
-        cols = im2col(x, self.kernel_size, self.stride, self.padding)
+        cols, Ho, Wo = _patches(x, self.kernel_size, self.stride, self.padding, "Conv2d")
         z = cols @ self.W.reshape(self.out_channels, -1).T  # (N Ho Wo, K)
         if self.b is not None:
             z = z + self.b
-        return z.reshape(N, Ho, Wo, self.out_channels).transpose(0, 3, 1, 2)
+        return z.reshape(x.shape[0], Ho, Wo, self.out_channels).transpose(0, 3, 1, 2)
 
     def __repr__(self) -> str:
         return (
@@ -535,10 +511,9 @@ class _Pool2d(Module):
         if x.ndim != 4:
             raise ValueError(f"{type(self).__name__}: input must be NCHW, got shape {x.shape}")
         N, C, H, W = x.shape
-        (kh, kw), (sh, sw) = self.kernel_size, self.stride
-        Ho = _out_size(H, kh, sh, 0, type(self).__name__, "height")
-        Wo = _out_size(W, kw, sw, 0, type(self).__name__, "width")
-        cols = im2col(x.reshape(N * C, 1, H, W), self.kernel_size, self.stride)
+        cols, Ho, Wo = _patches(
+            x.reshape(N * C, 1, H, W), self.kernel_size, self.stride, (0, 0), type(self).__name__
+        )
         return cols, (N, C, Ho, Wo)
 
     def __repr__(self) -> str:

@@ -1,14 +1,15 @@
 """Scalar reverse mode: the per-neuron view of backpropagation.
 
 A :class:`bpkit.Value` holds one number ``data``, its adjoint ``grad`` = dC/d(data) once
-:meth:`bpkit.Value.backward` has run on the loss C, the children it was computed from
-(``_prev``), the name of the operation (``_op``) and an optional ``label``.
+:meth:`bpkit.Value.backward` has run on the loss C, the ``inputs`` it was computed from,
+the name of its operation ``op`` and an optional ``label``.
 
 Every operation computes its result *and* its local partial derivatives
-d(out)/d(child) at forward time, stored in ``_local`` next to ``_prev``. The backward pass
-is then one loop over the nodes in reverse topological order, applying the chain rule
+d(out)/d(input) at forward time, stored in ``partials`` next to ``inputs``. The backward
+pass (:func:`bpkit.engine.backward`, shared with Tensor) is then one loop over the nodes in
+reverse topological order, applying the chain rule
 
-    child.grad += d(out)/d(child) * out.grad
+    input.grad += d(out)/d(input) * out.grad
 
 for every edge. Fan-out needs no special case: a node used twice receives two
 contributions and ``+=`` sums them.
@@ -22,6 +23,8 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Iterable, Sequence
+
+from . import engine
 
 __all__ = ["Value"]
 
@@ -41,19 +44,17 @@ def _pow(a: float, k: float) -> float:
 class Value:
     """A scalar in a computation graph, with its adjoint ``grad``."""
 
-    __slots__ = ("data", "grad", "_prev", "_local", "_op", "label")
+    __slots__ = ("data", "grad", "inputs", "partials", "op", "label")
     __array_ufunc__ = None  # NumPy scalars (op) Value defer to Value's reflected operators
 
-    def __init__(
-        self,
-        data: Number,
-        _prev: tuple[Value, ...] = (),
-        _local: tuple[float, ...] = (),
-        _op: str = "",
-        label: str = "",
-    ) -> None:
+    def __init__(self, data: Number, label: str = "") -> None:
         if isinstance(data, Value):
             raise TypeError("Value(data): data is already a Value; use it directly")
+        if hasattr(data, "bind"):  # a Tensor or Dual: float() would drop its graph
+            raise TypeError(
+                f"Value: data must be a real number, got {type(data).__name__} (a Value is "
+                f"one scalar; use bpkit.Tensor for arrays)"
+            )
         try:
             self.data = float(data)
         except (TypeError, ValueError) as e:
@@ -62,9 +63,9 @@ class Value:
                 f"one scalar; use bpkit.Tensor for arrays)"
             ) from e
         self.grad = 0.0
-        self._prev = _prev  # children this node was computed from
-        self._local = _local  # d(self)/d(child) for each child, computed at forward time
-        self._op = _op
+        self.inputs: tuple[Value, ...] = ()  # the nodes this one was computed from
+        self.partials: tuple[float, ...] = ()  # d(self)/d(input) for each input
+        self.op = ""
         self.label = label
 
     def __repr__(self) -> str:
@@ -76,12 +77,12 @@ class Value:
     def __add__(self, other: Value | Number) -> Value:
         """a + b, with local derivatives d(a+b)/da = 1, d(a+b)/db = 1."""
         other = other if isinstance(other, Value) else Value(other)
-        return Value(self.data + other.data, (self, other), (1.0, 1.0), "+")
+        return _node(self.data + other.data, (self, other), (1.0, 1.0), "+")
 
     def __mul__(self, other: Value | Number) -> Value:
         """a b, with local derivatives d(ab)/da = b, d(ab)/db = a."""
         other = other if isinstance(other, Value) else Value(other)
-        return Value(self.data * other.data, (self, other), (other.data, self.data), "*")
+        return _node(self.data * other.data, (self, other), (other.data, self.data), "*")
 
     def __pow__(self, k: Number) -> Value:
         """a^k, with d(a^k)/da = k a^(k-1); for a Value exponent b also d(a^b)/db = a^b log a
@@ -93,7 +94,7 @@ class Value:
                     f"pow: Value base must be > 0 for a Value exponent, got {self.data}"
                 )
             out = _pow(self.data, k.data)
-            return Value(
+            return _node(
                 out,
                 (self, k),
                 (k.data * _pow(self.data, k.data - 1), out * math.log(self.data)),
@@ -108,25 +109,25 @@ class Value:
         if self.data < 0 and not float(k).is_integer():
             raise ValueError(f"pow: negative base {self.data} with non-integer exponent {k}")
         if k == 0:
-            return Value(1.0, (self,), (0.0,), "**0")
+            return _node(1.0, (self,), (0.0,), "**0")
         if self.data == 0 and k < 1:
             raise ZeroDivisionError(f"pow: base 0 with exponent {k} (derivative is infinite)")
         # d(a^k)/da = k a^(k-1)
-        return Value(_pow(self.data, k), (self,), (k * _pow(self.data, k - 1),), f"**{k}")
+        return _node(_pow(self.data, k), (self,), (k * _pow(self.data, k - 1),), f"**{k}")
 
     def __rpow__(self, base: Number) -> Value:
         if base <= 0:
             raise ValueError(f"rpow: base must be > 0 for a Value exponent, got {base}")
         # d(c^a)/da = c^a log c
         out = _pow(base, self.data)
-        return Value(out, (self,), (out * math.log(base),), f"{base}**")
+        return _node(out, (self,), (out * math.log(base),), f"{base}**")
 
     def __neg__(self) -> Value:
-        return Value(-self.data, (self,), (-1.0,), "neg")
+        return _node(-self.data, (self,), (-1.0,), "neg")
 
     def __sub__(self, other: Value | Number) -> Value:
         other = other if isinstance(other, Value) else Value(other)
-        return Value(self.data - other.data, (self, other), (1.0, -1.0), "-")
+        return _node(self.data - other.data, (self, other), (1.0, -1.0), "-")
 
     def __truediv__(self, other: Value | Number) -> Value:
         other = other if isinstance(other, Value) else Value(other)
@@ -135,7 +136,7 @@ class Value:
         # d(a/b)/da = 1/b, d(a/b)/db = -a/b^2 = -(a/b)/b; each a division, not a (1/b), which
         # overflows for a subnormal b
         q = self.data / other.data
-        return Value(q, (self, other), (1.0 / other.data, -q / other.data), "/")
+        return _node(q, (self, other), (1.0 / other.data, -q / other.data), "/")
 
     def __radd__(self, other: Number) -> Value:
         return self + other
@@ -156,18 +157,18 @@ class Value:
         if self.data > 709.78:
             raise OverflowError(f"exp: e^{self.data} overflows a float")
         out = math.exp(self.data)
-        return Value(out, (self,), (out,), "exp")  # (e^a)' = e^a
+        return _node(out, (self,), (out,), "exp")  # (e^a)' = e^a
 
     def log(self) -> Value:
         """Natural logarithm log a (a > 0), with local derivative 1/a."""
         if self.data <= 0:
             raise ValueError(f"log: argument must be > 0, got {self.data}")
-        return Value(math.log(self.data), (self,), (1.0 / self.data,), "log")  # (log a)' = 1/a
+        return _node(math.log(self.data), (self,), (1.0 / self.data,), "log")  # (log a)' = 1/a
 
     def tanh(self) -> Value:
         """tanh(a), with local derivative 1 - tanh(a)^2."""
         t = math.tanh(self.data)
-        return Value(t, (self,), (1.0 - t * t,), "tanh")  # tanh' = 1 - tanh^2
+        return _node(t, (self,), (1.0 - t * t,), "tanh")  # tanh' = 1 - tanh^2
 
     def sigmoid(self) -> Value:
         """sigma(a) = 1/(1+e^{-a}), stable for large abs(a); local derivative sigma (1 - sigma)."""
@@ -177,7 +178,7 @@ class Value:
         else:
             e = math.exp(z)
             s = e / (1.0 + e)
-        return Value(s, (self,), (s * (1.0 - s),), "sigmoid")  # sigma' = sigma (1 - sigma)
+        return _node(s, (self,), (s * (1.0 - s),), "sigmoid")  # sigma' = sigma (1 - sigma)
 
     def softplus(self) -> Value:
         """log(1 + e^a), computed stably as max(a, 0) + log(1 + e^{-abs(a)}); local
@@ -185,15 +186,15 @@ class Value:
         z = self.data
         e = math.exp(-abs(z))
         s = 1.0 / (1.0 + e) if z >= 0 else e / (1.0 + e)
-        return Value(max(z, 0.0) + math.log1p(e), (self,), (s,), "softplus")
+        return _node(max(z, 0.0) + math.log1p(e), (self,), (s,), "softplus")
 
     def relu(self) -> Value:
         """max(a, 0), with local derivative 1 for a > 0, else 0 (also at the kink). NaN
         stays NaN (with derivative 0), as in Tensor.relu."""
         # relu'(z) = 1 for z > 0, else 0 (we take 0 at the kink z = 0)
         if self.data > 0:
-            return Value(self.data, (self,), (1.0,), "relu")
-        return Value(0.0 if self.data == self.data else math.nan, (self,), (0.0,), "relu")
+            return _node(self.data, (self,), (1.0,), "relu")
+        return _node(0.0 if self.data == self.data else math.nan, (self,), (0.0,), "relu")
 
     # -- n-ary nodes ----------------------------------------------------------------------
 
@@ -227,7 +228,7 @@ class Value:
                 local.append(1.0)
             else:
                 z += b
-        return Value(z, tuple(prev), tuple(local), "dot")
+        return _node(z, tuple(prev), tuple(local), "dot")
 
     @staticmethod
     def sum(values: Iterable[Value | Number]) -> Value:
@@ -240,7 +241,7 @@ class Value:
                 prev.append(v)
             else:
                 total += v
-        return Value(total, tuple(prev), (1.0,) * len(prev), "sum")
+        return _node(total, tuple(prev), (1.0,) * len(prev), "sum")
 
     # -- reverse pass ---------------------------------------------------------------------
 
@@ -252,25 +253,12 @@ class Value:
         ``zero_grad``-style resets yourself (``v.grad = 0``). Intermediate nodes are reset
         to 0 at the start of each call, so they hold this call's adjoint.
         """
-        topo: list[Value] = []
-        visited: set[int] = set()
-        stack: list[tuple[Value, bool]] = [(self, False)]
-        while stack:
-            node, expanded = stack.pop()
-            if expanded:
-                topo.append(node)
-                continue
-            if id(node) in visited:
-                continue
-            visited.add(id(node))
-            stack.append((node, True))
-            if node._prev:
-                node.grad = 0.0
-                for child in node._prev:
-                    if id(child) not in visited:
-                        stack.append((child, False))
-        self.grad += 1.0
-        for node in reversed(topo):
-            g = node.grad
-            for child, local in zip(node._prev, node._local):  # noqa: B905 (hot loop)
-                child.grad += local * g
+        engine.backward(self, 1.0)
+
+
+def _node(data: float, inputs: tuple[Value, ...], partials: tuple[float, ...], op: str) -> Value:
+    """The result of an operation: its value, inputs and local partial derivatives."""
+    out = Value.__new__(Value)
+    out.data, out.grad, out.inputs, out.partials, out.op, out.label = (
+        data, 0.0, inputs, partials, op, "")
+    return out

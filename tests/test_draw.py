@@ -92,7 +92,7 @@ def test_tensor_graph_shows_shapes():
     # count the graph's nodes independently
     seen, stack = {id(loss)}, [loss]
     while stack:
-        for c in stack.pop()._prev:
+        for c in stack.pop().inputs:
             if id(c) not in seen:
                 seen.add(id(c))
                 stack.append(c)

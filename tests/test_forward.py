@@ -107,6 +107,11 @@ def test_jvp_through_nn_layers_equals_gradient_dot_v():
     assert value == pytest.approx(f(x).item(), rel=1e-14)
     assert d == pytest.approx(float((bpkit.grad(f)(x) * v).sum()), rel=1e-12)
     assert d == pytest.approx(central_jvp(lambda x: f(x).item(), x, v), rel=1e-7)
-    conv = bpkit.nn.Conv2d(1, 1, 2, seed=0)
-    with pytest.raises(TypeError, match="Dual"):  # im2col has no forward-mode rule
-        bpkit.jvp(lambda x: conv(x).sum(), np.ones((1, 1, 3, 3)), np.ones((1, 1, 3, 3)))
+    conv = bpkit.nn.Conv2d(1, 2, 2, padding=1, seed=0)  # im2col has a JVP too
+    x4, v4 = rng.standard_normal((2, 1, 3, 3)), rng.standard_normal((2, 1, 3, 3))
+
+    def g(x):
+        return (conv(x) ** 2).sum()
+
+    _, d = bpkit.jvp(g, x4, v4)
+    assert d == pytest.approx(float((bpkit.grad(g)(x4) * v4).sum()), rel=1e-12)

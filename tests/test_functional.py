@@ -198,7 +198,7 @@ def test_linear_is_one_node_with_the_numbers_of_the_composition(dtype):
     fused = [Tensor(v, requires_grad=True) for v in (a0, W0, b0)]
     plain = [Tensor(v, requires_grad=True) for v in (a0, W0, b0)]
     z = F.linear(*fused)
-    assert z._op == "linear" and len(z._prev) == 3
+    assert z.op == "linear" and len(z.inputs) == 3
     z2 = plain[0] @ plain[1].T + plain[2]
     np.testing.assert_array_equal(z.data, z2.data)
     g = rng.standard_normal((7, 4)).astype(dtype)

@@ -5,22 +5,21 @@ import numpy as np
 import pytest
 
 import bpkit
-from bpkit import Tensor
-from bpkit.tensor import _accumulate
+from bpkit.ops import Primitive
+
+
+def _broken_vjp(g, out, x):
+    d = 2 * x
+    d.flat[-1] *= 1.01  # 1% error at the last entry only
+    return g * d
+
+
+_broken_square = Primitive("broken_square", lambda x: x**2, (_broken_vjp,), (None,))
 
 
 def broken_square(t):
     """x^2 with a deliberately wrong backward rule at one entry (the tests' fault injector)."""
-    out = Tensor._make(t.data**2, (t,), "broken_square")
-    if out.requires_grad:
-
-        def _backward(g):
-            d = 2 * t.data
-            d.flat[-1] *= 1.01  # 1% error at the last entry only
-            _accumulate(t, g * d, fresh=True)
-
-        out._backward = _backward
-    return out
+    return _broken_square(t)
 
 
 def test_passes_correct_gradient():
@@ -57,10 +56,10 @@ def test_non_scalar_output_is_checked_through_a_random_projection():
 
 
 def test_catches_a_nan_gradient():
+    nan_grad = Primitive("nan_grad", lambda x: x * 2, (lambda g, out, x: g * np.nan,), (None,))
+
     def f(x):
-        out = Tensor._make(x.data * 2, (x,), "nan_grad")
-        out._backward = lambda g: _accumulate(x, g * np.nan, fresh=True)
-        return out.sum()
+        return nan_grad(x).sum()
 
     assert not bpkit.gradcheck(f, np.ones(2)).ok
 
@@ -71,16 +70,15 @@ def test_rejects_non_tensor_output():
 
 
 def test_a_nan_at_one_entry_is_not_hidden_by_later_good_entries():
-    def f(x):  # d(2x)/dx = 2 everywhere, but the backward rule writes NaN at entry 0
-        out = Tensor._make(x.data * 2, (x,), "nan_at_first")
+    def vjp(g, out, x):  # d(2x)/dx = 2 everywhere, but the rule writes NaN at entry 0
+        d = 2 * g
+        d.flat[0] = np.nan
+        return d
 
-        def _backward(g):
-            d = 2 * g
-            d.flat[0] = np.nan
-            _accumulate(x, d, fresh=True)
+    nan_at_first = Primitive("nan_at_first", lambda x: x * 2, (vjp,), (None,))
 
-        out._backward = _backward
-        return out.sum()
+    def f(x):
+        return nan_at_first(x).sum()
 
     rep = bpkit.gradcheck(f, np.ones(3))
     assert not rep.ok and rep.index == (0,)

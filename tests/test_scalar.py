@@ -132,7 +132,7 @@ def test_dot_node_matches_binary_nodes():
     b = Value(0.3)
     z = Value.dot(w, x, b)
     z.tanh().backward()
-    assert z._op == "dot" and len(z._prev) == 11
+    assert z.op == "dot" and len(z.inputs) == 11
     grads = [v.grad for v in w + x + [b]]
     for v in w + x + [b]:
         v.grad = 0.0
@@ -151,7 +151,7 @@ def test_dot_with_constant_inputs_and_sum():
     s.backward()
     assert s.data == 2.0 * 3 - 4 + 2 + 5
     assert [v.grad for v in w] == [4.0, 4.0]
-    assert len(z._prev) == 2  # constants get no node
+    assert len(z.inputs) == 2  # constants get no node
 
 
 def test_one_million_node_chain_backward_without_recursion_error():
@@ -178,7 +178,7 @@ def test_graph_fields_for_drawing():
     a = Value(1.0, label="a")
     b = a.tanh()
     c = b * 2
-    assert c._op == "*" and c._prev[0] is b and b._prev == (a,) and b._op == "tanh"
+    assert c.op == "*" and c.inputs[0] is b and b.inputs == (a,) and b.op == "tanh"
     assert a.label == "a" and "label='a'" in repr(a)
     assert not hasattr(a, "__dict__")  # __slots__
 

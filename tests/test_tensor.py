@@ -326,15 +326,15 @@ def test_no_grad_builds_no_graph():
     x = Tensor(np.ones(2), requires_grad=True)
     with bpkit.no_grad():
         y = (x * 2).exp().sum()
-    assert not y.requires_grad and y._prev == () and y._backward is None
+    assert not y.requires_grad and y.inputs == ()
     z = (x * 2).sum()  # grad mode is back on after the block
-    assert z.requires_grad and z._prev
+    assert z.requires_grad and z.inputs
 
 
 def test_graph_nodes_have_op_and_prev_for_drawing():
     x = Tensor(np.ones(2), requires_grad=True, label="x")
     y = (x * 2.0).tanh()
-    assert y._op == "tanh" and y._prev[0]._op == "*" and y._prev[0]._prev[0] is x
+    assert y.op == "tanh" and y.inputs[0].op == "mul" and y.inputs[0].inputs[0] is x
     assert x.label == "x"
 
 

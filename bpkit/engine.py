@@ -1,0 +1,243 @@
+"""The engine of reverse mode: the graph protocol, the topological order and the sweep.
+
+A graph node has ``inputs`` (the nodes it was computed from; empty for a leaf), ``op`` (its
+operation), ``data`` and ``grad`` (its adjoint dC/d(data)). A :class:`bpkit.Value` also has
+``partials``, the local derivatives d(node)/d(input), one per input; a :class:`bpkit.Tensor`
+has the primitive ``op`` (see :mod:`bpkit.ops`), its keyword ``params``, the
+``saved_versions`` of its inputs and output at the time it was recorded and the primitive's
+``residual`` (or None).
+
+:func:`topological_order` lists the nodes so that each comes after its inputs;
+:func:`backward` runs the reverse sweep: starting from the output's adjoint, each node in
+reverse order passes its adjoint to its inputs (the chain rule), and a node used several
+times receives the sum. This module also holds the per-thread modes :func:`no_grad` and
+:func:`debug`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from .ops import unbroadcast
+
+__all__ = ["topological_order", "backward", "no_grad", "debug", "is_grad_enabled"]
+
+
+class _Modes(threading.local):
+    """Grad mode and debug mode, per thread (each thread starts with grad on, debug off)."""
+
+    grad = True
+    debug = False
+
+
+modes = _Modes()
+
+
+@contextmanager
+def no_grad() -> Iterator[None]:
+    """Within the block, operations build no graph (for evaluation and parameter updates).
+
+    The mode is per thread: another thread's ``no_grad()`` does not affect this one."""
+    old, modes.grad = modes.grad, False
+    try:
+        yield
+    finally:
+        modes.grad = old
+
+
+@contextmanager
+def debug() -> Iterator[None]:
+    """Within the block, raise FloatingPointError at the first operation whose result
+    (forward) or input gradient (backward) contains NaN or inf. Per thread, like no_grad."""
+    old, modes.debug = modes.debug, True
+    try:
+        yield
+    finally:
+        modes.debug = old
+
+
+def is_grad_enabled() -> bool:
+    """False inside ``no_grad()`` (in this thread)."""
+    return modes.grad
+
+
+def topological_order(root: Any) -> list[Any]:
+    """All nodes that ``root`` depends on, each after its inputs, ``root`` last (iterative
+    depth-first search: no recursion limit)."""
+    order: list[Any] = []
+    seen = set()
+    stack = [(root, False)]
+    while stack:
+        node, inputs_done = stack.pop()
+        if inputs_done:
+            order.append(node)
+            continue
+        if node in seen:
+            continue
+        seen.add(node)
+        stack.append((node, True))
+        for k in node.inputs:
+            if k not in seen:
+                stack.append((k, False))
+    return order
+
+
+def describe(*arrays: np.ndarray) -> str:
+    return ", ".join(f"{a.shape} {a.dtype}" for a in arrays)
+
+
+def _check_versions(node: Any) -> None:
+    """Raise if data that node's rules read was changed in place since it was recorded."""
+    xs, saved, reads = node.inputs, node.saved_versions, node.op.reads
+    for i, x in enumerate(xs):
+        if not x.requires_grad:
+            continue
+        for j in range(len(xs) + 1) if reads is None else reads[i]:
+            t = node if j == -1 or j == len(xs) else xs[j]
+            if t.version != saved[j]:
+                what = "the output" if t is node else f"input {xs.index(t)}"
+                op = node.op.name
+                raise RuntimeError(
+                    f"backward: {what} of {op} (shape/dtype {describe(t.data)}"
+                    f"{', label ' + repr(t.label) if t.label else ''}) was modified in place "
+                    f"since {op} recorded it (version {saved[j]} then, {t.version} now), so "
+                    f"the graph no longer matches the data; recompute the forward pass after "
+                    f"changing it (e.g. after opt.step())"
+                )
+
+
+def _check_finite(node: Any, x: Any, i: int, gx: Any, g: Any) -> None:
+    """Under ``debug()``: raise if a rule made NaN or inf in an input's gradient."""
+    gx = np.asarray(gx.data if hasattr(gx, "bind") else gx)
+    if not np.isfinite(gx).all():
+        bad = "NaN" if np.isnan(gx).any() else "inf"
+        g = np.asarray(g.data if hasattr(g, "bind") else g)
+        raise FloatingPointError(
+            f"{node.op.name}: backward pass produced {bad} in the gradient of input {i} "
+            f"(shape/dtype {describe(x.data)}); output gradient was "
+            f"{'finite' if np.isfinite(g).all() else 'already non-finite'}"
+        )
+
+
+def _add(adjoint: dict, owned: set, x: Any, gx: Any, g: Any, create_graph: bool) -> None:
+    """adjoint[x] += gx, after summing gx back to x's shape (and casting it to x's dtype);
+    in place only into an array that a rule made (not g, not a view of another array)."""
+    if create_graph:
+        if tuple(gx.shape) != x.shape:
+            gx = unbroadcast(gx, x.shape)
+        prev = adjoint.get(x)
+        adjoint[x] = gx if prev is None else prev + gx
+        return
+    data = x.data
+    fresh = gx is not g and getattr(gx, "base", None) is None
+    if type(gx) is not np.ndarray or gx.shape != data.shape or gx.dtype != data.dtype:
+        gx = np.asarray(gx)
+        if gx.shape != data.shape:
+            gx = np.asarray(unbroadcast(gx, data.shape))
+        if gx.dtype != data.dtype:
+            gx = gx.astype(data.dtype)
+        fresh = True
+    prev = adjoint.get(x)
+    if prev is None:
+        adjoint[x] = gx
+        if fresh:
+            owned.add(x)
+    elif x in owned:
+        prev += gx
+    else:
+        total = prev + gx  # NumPy gives a scalar, not an array, for 0-d operands
+        adjoint[x] = total if type(total) is np.ndarray else np.asarray(total)
+        owned.add(x)
+
+
+def backward(
+    root: Any, seed: Any, create_graph: bool = False, inputs: list[Any] | None = None
+) -> list[Any] | None:
+    """The reverse sweep from ``root`` with adjoint ``seed``: dC/d(node) for every node.
+
+    For Values (a float seed) each edge adds ``partial * adjoint`` to its input's grad. For
+    Tensors each input that requires a gradient gets its primitive's VJP, summed back to its
+    shape and added to what it has; the engine adds in place only into an array a rule has
+    just made. With ``create_graph`` the rules run on Tensors, so the adjoints are Tensors
+    with a graph of their own (differentiable again).
+
+    Without ``inputs`` the adjoints are stored: ``grad`` of every intermediate node is this
+    sweep's adjoint and leaves add theirs to what they hold. With ``inputs`` nothing is
+    stored and their adjoints are returned (None where C does not depend on one).
+    """
+    order = topological_order(root)
+    if isinstance(seed, float):  # scalar engine: each edge carries its local partial
+        for node in order:
+            if node.inputs:
+                node.grad = 0.0
+        root.grad += seed
+        for node in reversed(order):
+            g = node.grad
+            for x, partial in zip(node.inputs, node.partials):  # noqa: B905 (hot loop)
+                x.grad += partial * g
+        return None
+
+    adjoint: dict[Any, Any] = {}
+    owned: set[Any] = set()  # the nodes whose adjoint is an array a rule just made
+    nodes = []
+    for node in order:
+        if node.inputs:
+            nodes.append(node)
+            if node.saved_versions is not None:
+                _check_versions(node)  # before any rule runs, nothing is stored on error
+        elif inputs is None and node.grad is not None and node.requires_grad:
+            adjoint[node] = node.grad  # a leaf adds to what it holds
+    check = modes.debug
+    _add(adjoint, owned, root, seed, None, create_graph)  # with create_graph, a Tensor seed
+    for node in reversed(nodes):
+        g = adjoint.get(node)
+        if g is None:
+            continue
+        xs, params = node.inputs, node.params
+        if create_graph:
+            out, args = node, xs
+        else:
+            out, args = node.data, [x.data for x in xs]
+        i = -1
+        for x, vjp in zip(xs, node.op.vjps):  # noqa: B905 (a bias may be absent)
+            i += 1
+            if not x.requires_grad:
+                continue
+            if create_graph or node.residual is None:
+                gx = vjp(g, out, *args, **params)
+            else:
+                gx = vjp(g, out, *args, res=node.residual, **params)
+            if check:
+                _check_finite(node, x, i, gx, g)
+            if (  # the common case, inline: an array of the input's shape and dtype
+                type(gx) is np.ndarray and x not in adjoint and not create_graph
+                and gx.shape == x.shape and gx.dtype == x.dtype
+            ):
+                adjoint[x] = gx
+                if gx is not g and gx.base is None:
+                    owned.add(x)
+            else:
+                _add(adjoint, owned, x, gx, g, create_graph)
+
+    if inputs is not None:
+        return [adjoint.get(x) for x in inputs]
+    loose: set[int] = set()  # the memory of the leaves' gradients that no rule made
+    for node in order:
+        if node.inputs:
+            node.grad = adjoint.get(node)
+        elif node in adjoint:
+            g = adjoint[node]
+            if not create_graph and node not in owned and g is not node.grad:
+                # a view of another node's gradient: copy it if it is read-only or shared
+                # with another leaf's gradient (both operands of a + b), else keep it
+                base = id(g if g.base is None else g.base)
+                if not g.flags.writeable or base in loose:
+                    g = g.copy()
+                loose.add(base)
+            node.grad = g
+    return None

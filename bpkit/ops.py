@@ -1,0 +1,786 @@
+"""The primitives: every array operation of bpkit, each defined once, with its derivatives.
+
+A :class:`Primitive` has a forward function on NumPy arrays, one vector-Jacobian product
+(VJP) per input and one Jacobian-vector product (JVP) per input:
+
+    out = fwd(*x, **params)
+    vjp_i(g, out, *x, **params) = dC/dx_i        given g = dC/d(out)      (reverse mode)
+    jvp_i(dx_i, out, *x, **params) = d(out)      given the tangent dx_i   (forward mode)
+
+Positional arguments are the differentiable inputs; keyword arguments (an axis, a shape, an
+index, class labels) are not. A VJP may return a gradient of the broadcast shape: the engine
+sums it back to the input's shape and adds it to what the input already has (a rule never
+adds in place). The JVPs of an operation's inputs are summed by the caller.
+
+The VJPs are written with operators and methods that NumPy arrays and :class:`bpkit.Tensor`
+share (``*``, ``@``, ``.T``, ``.sum(axis, keepdims=True)``, ``.reshape``) and with the
+primitives themselves (calling a primitive on arrays runs its forward function; on a Tensor
+or a Dual it records or carries the operation). So an ordinary backward pass runs the rules
+on arrays and builds no graph, while ``backward(create_graph=True)`` runs the same rules on
+Tensors: the backward pass is itself a graph and can be differentiated again.
+
+The :class:`Operators` mixin gives a class that defines ``bind(prim, *args, **params)``
+NumPy-style operators and methods (``a + b``, ``a @ b``, ``a.exp()``, ``a.sum(axis)``...).
+This module imports nothing else of bpkit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+Rule = Callable[..., Any]
+
+
+class Primitive:
+    """A named array function with one VJP and one JVP per input (see the module docstring).
+
+    ``reads`` says which data the VJP of each input reads: indices of inputs, -1 for the
+    output (the engine refuses a backward pass after such data changed in place); None
+    means all inputs and the output. With ``residual``, fwd returns (out, r): an array it
+    computed anyway (softmax, for cross_entropy) that the VJPs on arrays receive as
+    ``res=r`` instead of computing it again; on Tensors they compute it (differentiably)."""
+
+    def __init__(
+        self,
+        name: str,
+        fwd: Rule,
+        vjps: tuple[Rule, ...],
+        jvps: tuple[Rule, ...],
+        reads: tuple[tuple[int, ...], ...] | None = None,
+        residual: bool = False,
+    ) -> None:
+        self.name, self.fwd, self.vjps, self.jvps = name, fwd, vjps, jvps
+        self.reads, self.residual = reads, residual
+
+    def __call__(self, *args: Any, **params: Any) -> Any:
+        """Apply to arrays (the forward function), or let a graph type among the arguments
+        (Tensor, Dual) apply it in its own interpretation."""
+        for a in args:
+            if hasattr(a, "bind") and not isinstance(a, np.ndarray):
+                return a.bind(self, *args, **params)
+        out = self.fwd(*args, **params)
+        return out[0] if self.residual else out
+
+    def __eq__(self, other: object) -> bool:
+        return other is self or other == self.name
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+def primitive(name: str, vjps: tuple[Rule, ...], jvps: tuple[Rule, ...],
+              reads: tuple[tuple[int, ...], ...] | None = None,
+              residual: bool = False) -> Callable[[Rule], Primitive]:
+    """Decorator: the forward function below, with its rules, becomes a Primitive."""
+    return lambda fwd: Primitive(name, fwd, vjps, jvps, reads, residual)
+
+
+def value(x: Any) -> np.ndarray:
+    """The array of an array or of a graph object (its ``data``): for masks and constants
+    inside rules, which are not differentiated."""
+    return x if isinstance(x, np.ndarray) else np.asarray(x.data)
+
+
+def matmul_like(x: Any, y: Any, like: Any) -> Any:
+    """x @ y; for arrays laid out in memory as ``like`` is: for a column-major ``like`` (such
+    as W.T) computed as (y^T x^T)^T, so a gradient dC/dW has W's layout and the update
+    ``W -= eta dC/dW`` streams contiguously."""
+    if not isinstance(x, np.ndarray) or not isinstance(y, np.ndarray):
+        return x @ y
+    if like.ndim == 2 and like.strides[0] < like.strides[1]:
+        return np.matmul(y.T, x.T).T
+    return np.matmul(x, y)
+
+
+def _swap(x: Any) -> Any:
+    """Swap the last two axes (the transpose of each matrix of a batch)."""
+    n = x.ndim
+    return x.transpose(tuple(range(n - 2)) + (n - 1, n - 2))
+
+
+def _zero(dx: Any, out: Any, *x: Any, **params: Any) -> Any:
+    """The JVP of an input that does not change the output (an integer power's exponent)."""
+    return np.zeros_like(out)
+
+
+# -- elementwise, two inputs (broadcasting) -----------------------------------------------
+
+
+@primitive(
+    "add",
+    vjps=(lambda g, out, a, b: g, lambda g, out, a, b: g),
+    jvps=(lambda da, out, a, b: da, lambda db, out, a, b: db),
+    reads=((), ()),
+)
+def add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """z = a + b.  dC/da = g, dC/db = g.  dz = da + db."""
+    return np.add(a, b)
+
+
+@primitive(
+    "sub",
+    vjps=(lambda g, out, a, b: g, lambda g, out, a, b: -g),
+    jvps=(lambda da, out, a, b: da, lambda db, out, a, b: -db),
+    reads=((), ()),
+)
+def sub(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """z = a - b.  dC/da = g, dC/db = -g.  dz = da - db."""
+    return np.subtract(a, b)
+
+
+@primitive(
+    "mul",
+    vjps=(lambda g, out, a, b: g * b, lambda g, out, a, b: g * a),
+    jvps=(lambda da, out, a, b: da * b, lambda db, out, a, b: a * db),
+    reads=((1,), (0,)),
+)
+def mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """z = a b.  dC/da = g b, dC/db = g a.  dz = da b + a db."""
+    return np.multiply(a, b)
+
+
+@primitive(
+    "div",
+    vjps=(lambda g, out, a, b: g / b, lambda g, out, a, b: -g * out / b),
+    jvps=(lambda da, out, a, b: da / b, lambda db, out, a, b: -(out * db / b)),
+    reads=((1,), (1, -1)),
+)
+def div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """z = a / b.  dC/da = g / b, dC/db = -g z / b.  dz = da / b - z db / b."""
+    return np.divide(a, b)
+
+
+def _exponent(b: Any) -> Any:
+    """b - 1 where b != 0, else 1: so that b a^(b-1) is 0, not NaN, at b = 0, a = 0."""
+    return where(value(b) != 0, b - 1, 1.0)
+
+
+def _log_base(a: Any) -> Any:
+    """log a where a != 0, else log 1 = 0: the limit of a^b log a at a = 0 (b > 0)."""
+    return log(where(value(a) != 0, a, 1.0))
+
+
+@primitive(
+    "pow",
+    vjps=(
+        lambda g, out, a, b: g * b * a ** _exponent(b),
+        lambda g, out, a, b: g * out * _log_base(a),
+    ),
+    jvps=(
+        lambda da, out, a, b: b * a ** _exponent(b) * da,
+        lambda db, out, a, b: out * _log_base(a) * db,
+    ),
+)
+def power(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """z = a^b.  dC/da = g b a^(b-1), dC/db = g z log a, with the limits 0 at b = 0 and at
+    a = 0 (as in HIPS autograd), so one zero in the data does not make the gradient NaN."""
+    return np.power(a, b)
+
+
+def _dpow(a: Any, k: float) -> Any:
+    """d(a^k)/da = k a^(k-1); 0 for k = 0 (also at a = 0)."""
+    return k * a ** (k - 1) if k != 0 else np.zeros_like(value(a))
+
+
+@primitive(
+    "pow_k",
+    vjps=(lambda g, out, a, k: g * _dpow(a, k),),
+    jvps=(lambda da, out, a, k: _dpow(a, k) * da,),
+    reads=((0,),),
+)
+def power_k(a: np.ndarray, k: float) -> np.ndarray:
+    """z = a^k for a constant number k.  dC/da = g k a^(k-1).  dz = k a^(k-1) da."""
+    return a**k
+
+
+@primitive(
+    "where",
+    vjps=(lambda g, out, a, b, mask: where(mask, g, 0.0),
+          lambda g, out, a, b, mask: where(mask, 0.0, g)),
+    jvps=(lambda da, out, a, b, mask: np.where(mask, da, 0.0),
+          lambda db, out, a, b, mask: np.where(mask, 0.0, db)),
+    reads=((), ()),
+)
+def _where(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """z = a where mask, else b (mask is constant).  dC/da = g [mask], dC/db = g [not mask]."""
+    return np.where(mask, a, b)
+
+
+def where(mask: np.ndarray, a: Any, b: Any) -> Any:
+    """a where the constant boolean ``mask`` is true, else b (the primitive ``where``)."""
+    return _where(a, b, mask=mask)
+
+
+@primitive(
+    "matmul",
+    vjps=(
+        lambda g, out, a, b: _matmul_vjp(g, a, b, 0),
+        lambda g, out, a, b: _matmul_vjp(g, a, b, 1),
+    ),
+    jvps=(lambda da, out, a, b: np.matmul(da, b), lambda db, out, a, b: np.matmul(a, db)),
+    reads=((1,), (0,)),
+)
+def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Z = A B (NumPy's rules: 1-D operands, batched leading axes).
+    dC/dA = G B^T, dC/dB = A^T G.  dZ = dA B + A dB."""
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(
+            f"matmul: operands must have at least one dimension, got shapes {a.shape} and "
+            f"{b.shape} (use * for a scalar)"
+        )
+    try:
+        return np.matmul(a, b)
+    except ValueError as e:
+        raise ValueError(
+            f"matmul: shapes {a.shape} and {b.shape} are not aligned (the last axis of the "
+            f"first must equal the {'only' if b.ndim == 1 else 'second-to-last'} axis of the "
+            f"second)"
+        ) from e
+
+
+def _matmul_vjp(g: Any, a: Any, b: Any, i: int) -> Any:
+    """dC/dA = G B^T (i = 0) or dC/dB = A^T G (i = 1), each in its operand's layout; a 1-D
+    A is a row and a 1-D B a column, summed over the batch axes and reshaped back."""
+    if a.ndim == 2 and b.ndim == 2:
+        return matmul_like(g, b.T, a) if i == 0 else matmul_like(a.T, g, b)
+    a2 = a.reshape((1,) + a.shape) if a.ndim == 1 else a
+    b2 = b.reshape(b.shape + (1,)) if b.ndim == 1 else b
+    if a.ndim == 1 or b.ndim == 1:
+        batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+        g = g.reshape(batch + (a2.shape[-2], b2.shape[-1]))
+    x2 = a2 if i == 0 else b2
+    r = unbroadcast(g @ _swap(b2) if i == 0 else _swap(a2) @ g, x2.shape)
+    return r.reshape((a if i == 0 else b).shape)
+
+
+def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
+    """Sum g over the axes that broadcasting added or stretched, giving ``shape``."""
+    extra = g.ndim - len(shape)
+    if extra:
+        g = g.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+    if axes:
+        g = g.sum(axis=axes, keepdims=True)
+    return g
+
+
+# -- elementwise, one input ---------------------------------------------------------------
+
+
+@primitive("neg", vjps=(lambda g, out, a: -g,), jvps=(lambda da, out, a: -da,), reads=((),))
+def neg(a: np.ndarray) -> np.ndarray:
+    """z = -a.  dC/da = -g."""
+    return np.negative(a)
+
+
+@primitive("exp", vjps=(lambda g, out, a: g * out,), jvps=(lambda da, out, a: out * da,),
+           reads=((-1,),))
+def exp(a: np.ndarray) -> np.ndarray:
+    """z = e^a.  dC/da = g e^a = g z."""
+    return np.exp(a)
+
+
+@primitive("log", vjps=(lambda g, out, a: g / a,), jvps=(lambda da, out, a: da / a,),
+           reads=((0,),))
+def log(a: np.ndarray) -> np.ndarray:
+    """z = log a.  dC/da = g / a."""
+    return np.log(a)
+
+
+@primitive("tanh", vjps=(lambda g, out, a: g * (1 - out * out),),
+           jvps=(lambda da, out, a: (1 - out * out) * da,), reads=((-1,),))
+def tanh(a: np.ndarray) -> np.ndarray:
+    """z = tanh a.  dC/da = g (1 - z^2)."""
+    return np.tanh(a)
+
+
+@primitive("sigmoid", vjps=(lambda g, out, a: g * out * (1 - out),),
+           jvps=(lambda da, out, a: out * (1 - out) * da,), reads=((-1,),))
+def sigmoid(a: np.ndarray) -> np.ndarray:
+    """z = sigma(a) = 1/(1 + e^{-a}), without overflow (e^{-|a|} <= 1 on both branches).
+    dC/da = g z (1 - z)."""
+    e = np.exp(-np.abs(a))
+    return np.where(a >= 0, 1 / (1 + e), e / (1 + e))
+
+
+@primitive("relu", vjps=(lambda g, out, a: g * (value(a) > 0),),
+           jvps=(lambda da, out, a: da * (a > 0),), reads=((0,),))
+def relu(a: np.ndarray) -> np.ndarray:
+    """z = max(a, 0).  dC/da = g [a > 0] (0 at the kink a = 0)."""
+    return np.maximum(a, 0)
+
+
+@primitive("softplus", vjps=(lambda g, out, a: g * sigmoid(a),),
+           jvps=(lambda da, out, a: sigmoid(a) * da,), reads=((0,),))
+def softplus(a: np.ndarray) -> np.ndarray:
+    """z = log(1 + e^a) = max(a, 0) + log(1 + e^{-|a|}) (stable).  dC/da = g sigma(a)."""
+    return np.maximum(a, 0) + np.log1p(np.exp(-np.abs(a)))
+
+
+# -- reductions, shape and indexing -------------------------------------------------------
+
+
+def _kept(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+@primitive(
+    "sum",
+    vjps=(lambda g, out, a, axes, keepdims: expand(g, shape=a.shape, kept=_kept(a.shape, axes)),),
+    jvps=(lambda da, out, a, axes, keepdims: da.sum(axis=axes, keepdims=keepdims),),
+    reads=((),),
+)
+def sum_(a: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
+    """z = sum of a over ``axes``.  dC/da = g, copied along the summed axes."""
+    return a.sum(axis=axes, keepdims=keepdims)
+
+
+@primitive(
+    "expand",
+    vjps=(lambda g, out, a, shape, kept: g.sum(
+        axis=tuple(i for i, n in enumerate(kept) if n == 1 and shape[i] != 1), keepdims=True
+    ).reshape(a.shape),),
+    jvps=(lambda da, out, a, shape, kept: expand(da, shape=shape, kept=kept),),
+    reads=((),),
+)
+def expand(a: np.ndarray, shape: tuple[int, ...], kept: tuple[int, ...]) -> np.ndarray:
+    """z = a (reshaped to ``kept``) copied along the axes where ``kept`` is 1: the VJP of sum.
+    dC/da = g summed over those axes."""
+    out = np.empty(shape, dtype=np.result_type(a))
+    out[...] = a.reshape(kept)
+    return out
+
+
+def _max_share(a: Any, out: Any, axes: tuple[int, ...]) -> np.ndarray:
+    """[a == max] / (number of maximal entries): ties share the gradient equally."""
+    a = value(a)
+    mask = a == value(out).reshape(_kept(a.shape, axes))
+    return mask / mask.sum(axis=axes, keepdims=True)
+
+
+@primitive(
+    "max",
+    vjps=(lambda g, out, a, axes, keepdims:
+          g.reshape(_kept(a.shape, axes)) * _max_share(a, out, axes),),
+    jvps=(lambda da, out, a, axes, keepdims:
+          (da * _max_share(a, out, axes)).sum(axis=axes, keepdims=keepdims),),
+    reads=((0, -1),),
+)
+def max_(a: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
+    """z = max of a over ``axes``.  dC/da = g at the maximal entries, shared equally by ties."""
+    return a.max(axis=axes, keepdims=keepdims)
+
+
+@primitive(
+    "reshape",
+    vjps=(lambda g, out, a, shape: g.reshape(a.shape),),
+    jvps=(lambda da, out, a, shape: da.reshape(shape),),
+    reads=((),),
+)
+def reshape(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Same entries, new shape.  dC/da = g reshaped back."""
+    try:
+        return a.reshape(shape)
+    except ValueError as e:
+        raise ValueError(
+            f"reshape: cannot reshape a tensor of shape {a.shape} ({a.size} entries) into "
+            f"{shape}"
+        ) from e
+
+
+@primitive(
+    "transpose",
+    vjps=(lambda g, out, a, perm: g.transpose(tuple(perm.index(i) for i in range(len(perm)))),),
+    jvps=(lambda da, out, a, perm: da.transpose(perm),),
+    reads=((),),
+)
+def transpose(a: np.ndarray, perm: tuple[int, ...]) -> np.ndarray:
+    """Permute the axes.  dC/da = g with the axes permuted back."""
+    return a.transpose(perm)
+
+
+@primitive(
+    "getitem",
+    vjps=(lambda g, out, a, index: scatter(g, index=index, shape=a.shape),),
+    jvps=(lambda da, out, a, index: da[index],),
+    reads=((),),
+)
+def getitem(a: np.ndarray, index: Any) -> np.ndarray:
+    """z = a[index] (basic or integer-array indexing).  dC/da = g placed at the selected
+    entries of zeros; an entry selected several times receives the sum."""
+    try:
+        return a[index]
+    except IndexError as e:
+        raise IndexError(f"getitem: {e} (tensor of shape {a.shape})") from e
+
+
+def _is_fancy(index: Any) -> bool:
+    items = index if isinstance(index, tuple) else (index,)
+    return any(isinstance(i, np.ndarray) for i in items)
+
+
+@primitive(
+    "scatter",
+    vjps=(lambda g, out, a, index, shape: getitem(g, index=index),),
+    jvps=(lambda da, out, a, index, shape: scatter(da, index=index, shape=shape),),
+    reads=((),),
+)
+def scatter(a: np.ndarray, index: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """z = zeros of ``shape`` with a added at ``index`` (the VJP of getitem).  dC/da = g[index]."""
+    out = np.zeros(shape, dtype=a.dtype)
+    if _is_fancy(index):
+        np.add.at(out, index, a)
+    else:
+        out[index] = a
+    return out
+
+
+# -- softmax and its relatives ------------------------------------------------------------
+
+
+@primitive(
+    "softmax",
+    vjps=(lambda g, out, a, axis: out * (g - (g * out).sum(axis=axis, keepdims=True)),),
+    jvps=(lambda da, out, a, axis: out * (da - (out * da).sum(axis=axis, keepdims=True)),),
+    reads=((-1,),),
+)
+def softmax(a: np.ndarray, axis: int) -> np.ndarray:
+    """s_i = e^{a_i - m} / sum_j e^{a_j - m}, m = max_j a_j.  dC/da = s (g - sum_j g_j s_j)."""
+    e = np.exp(a - a.max(axis=axis, keepdims=True))
+    e /= e.sum(axis=axis, keepdims=True)
+    return e
+
+
+@primitive(
+    "log_softmax",
+    vjps=(lambda g, out, a, axis, res=None:
+          g - (softmax(a, axis=axis) if res is None else res) * g.sum(axis=axis, keepdims=True),),
+    jvps=(lambda da, out, a, axis:
+          da - (softmax(a, axis=axis) * da).sum(axis=axis, keepdims=True),),
+    reads=((0,),),
+    residual=True,
+)
+def log_softmax(a: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """z_i = a_i - m - log sum_j e^{a_j - m} (log-sum-exp).  dC/da = g - softmax(a) sum_j g_j.
+    Residual: softmax(a)."""
+    shifted = a - a.max(axis=axis, keepdims=True)
+    e = np.exp(shifted)
+    s = e.sum(axis=axis, keepdims=True)
+    return shifted - np.log(s), e / s
+
+
+def _onehot(labels: np.ndarray, like: Any) -> np.ndarray:
+    y = np.zeros(like.shape, dtype=like.dtype)
+    y[np.arange(len(labels)), labels] = 1
+    return y
+
+
+def _ce_vjp(g: Any, out: Any, z: Any, labels: np.ndarray, res: Any = None) -> Any:
+    """dC/dz = (softmax(z) - onehot(y)) g / N."""
+    n = len(labels)
+    scale = g / n if n else g * np.nan
+    if res is None:  # on Tensors: softmax(z) is recorded, for second derivatives
+        return (softmax(z, axis=1) - _onehot(labels, value(z))) * scale
+    d = res.copy()  # on arrays: the forward's softmax, minus onehot(y) in place
+    d[np.arange(n), labels] -= 1
+    d *= scale
+    return d
+
+
+def _ce_jvp(dz: np.ndarray, out: np.ndarray, z: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """dC = -(1/N) sum_n (dz_{n, y_n} - sum_k softmax(z_n)_k dz_{n, k})."""
+    d = dz - (softmax(z, axis=1) * dz).sum(axis=1, keepdims=True)
+    n = len(labels)
+    return -d[np.arange(n), labels].sum() / n if n else np.asarray(np.nan, dz.dtype)
+
+
+@primitive("cross_entropy", vjps=(_ce_vjp,), jvps=(_ce_jvp,), reads=((0,),), residual=True)
+def cross_entropy(z: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """C = -(1/N) sum_n log softmax(z_n)[y_n], fused and stable for logits of any size; NaN
+    for N = 0 (the mean of no entries).  dC/dz = (softmax(z) - onehot(y)) / N.
+    Residual: softmax(z)."""
+    n = len(labels)
+    shifted = z - z.max(axis=1, keepdims=True)
+    e = np.exp(shifted)
+    s = e.sum(axis=1, keepdims=True)
+    loss = (np.log(s)[:, 0] - shifted[np.arange(n), labels]).sum() / n if n else np.nan
+    return np.asarray(loss, dtype=z.dtype), e / s
+
+
+# -- the layer's affine map and the convolution's patches ---------------------------------
+
+
+def _linear_jvp_b(db: np.ndarray, out: np.ndarray, a: np.ndarray, W: np.ndarray,
+                  b: np.ndarray) -> np.ndarray:
+    return np.broadcast_to(db, out.shape)
+
+
+@primitive(
+    "linear",
+    vjps=(
+        lambda g, out, a, W, b=None: g @ W,
+        lambda g, out, a, W, b=None: matmul_like(g.T, a, W),
+        lambda g, out, a, W, b=None: g.sum(axis=0),
+    ),
+    jvps=(
+        lambda da, out, a, W, b=None: np.matmul(da, W.T),
+        lambda dW, out, a, W, b=None: np.matmul(a, dW.T),
+        _linear_jvp_b,
+    ),
+    reads=((1,), (0,), ()),
+)
+def linear(a: np.ndarray, W: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """z = a W^T + b for a batch of rows a (the layer's z^l = W^l a^{l-1} + b^l).
+    dC/da = G W, dC/dW = G^T a, dC/db = sum over the batch of G (G = dC/dz)."""
+    z = np.matmul(a, W.T)
+    if b is not None:
+        if np.result_type(z, b) == z.dtype:
+            z += b  # in place: z is new
+        else:
+            z = z + b
+    return z
+
+
+def conv_out_size(n: int, k: int, s: int, p: int, who: str, axis: str) -> int:
+    """H' = (H + 2p - k) // s + 1, the number of kernel positions along one axis."""
+    if n + 2 * p < k:
+        raise ValueError(f"{who}: kernel {k} is larger than the padded input {axis} {n + 2 * p}")
+    return (n + 2 * p - k) // s + 1
+
+
+@primitive(
+    "im2col",
+    vjps=(lambda g, out, x, k, s, p: col2im(g, shape=x.shape, k=k, s=s, p=p),),
+    jvps=(lambda dx, out, x, k, s, p: im2col(dx, k=k, s=s, p=p),),
+    reads=((),),
+)
+def im2col(x: np.ndarray, k: tuple[int, int], s: tuple[int, int],
+           p: tuple[int, int]) -> np.ndarray:
+    """The patches of NCHW x as rows, shape (N H' W', C kh kw): row (n, i, j) holds
+    x_pad[n, c, i s + u, j s + v] ordered (c, u, v).  dC/dx = col2im(g)."""
+    (kh, kw), (sh, sw), (ph, pw) = k, s, p
+    N, C, H, W = x.shape
+    Ho = conv_out_size(H, kh, sh, ph, "im2col", "height")
+    Wo = conv_out_size(W, kw, sw, pw, "im2col", "width")
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
+    patches = np.empty((N, C, kh, kw, Ho, Wo), dtype=x.dtype)
+    for u in range(kh):  # one strided slice per kernel offset (u, v)
+        for v in range(kw):
+            patches[:, :, u, v] = xp[:, :, u : u + sh * Ho : sh, v : v + sw * Wo : sw]
+    return patches.transpose(0, 4, 5, 1, 2, 3).reshape(N * Ho * Wo, C * kh * kw)
+
+
+@primitive(
+    "col2im",
+    vjps=(lambda g, out, cols, shape, k, s, p: im2col(g, k=k, s=s, p=p),),
+    jvps=(lambda dc, out, cols, shape, k, s, p: col2im(dc, shape=shape, k=k, s=s, p=p),),
+    reads=((),),
+)
+def col2im(cols: np.ndarray, shape: tuple[int, ...], k: tuple[int, int], s: tuple[int, int],
+           p: tuple[int, int]) -> np.ndarray:
+    """The adjoint of im2col: each patch entry is added back to the pixel it was copied
+    from (a pixel in several patches receives the sum).  dC/dcols = im2col(g)."""
+    (kh, kw), (sh, sw), (ph, pw) = k, s, p
+    N, C, H, W = shape
+    Ho, Wo = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+    gp = cols.reshape(N, Ho, Wo, C, kh, kw).transpose(0, 3, 4, 5, 1, 2)
+    x = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=cols.dtype)
+    for u in range(kh):
+        for v in range(kw):
+            x[:, :, u : u + sh * Ho : sh, v : v + sw * Wo : sw] += gp[:, :, u, v]
+    return x[:, :, ph : ph + H, pw : pw + W]
+
+
+# -- the operators of a graph type --------------------------------------------------------
+
+
+def _axes(shape: tuple[int, ...], axis: Any, op: str) -> tuple[int, ...]:
+    """The reduced axes as a sorted tuple of non-negative ints."""
+    nd = len(shape)
+    if axis is None:
+        return tuple(range(nd))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    for ax in axes:
+        if not -nd <= ax < nd:
+            raise np.exceptions.AxisError(
+                f"{op}: axis {ax} is out of bounds for a tensor of shape {shape}"
+            )
+    out = tuple(sorted(int(ax) % nd for ax in axes))
+    if len(set(out)) != len(out):
+        raise ValueError(f"{op}: axis {axis} repeats an axis of shape {shape}")
+    return out
+
+
+def _nonempty(shape: tuple[int, ...], axes: tuple[int, ...], op: str) -> None:
+    """A maximum (and so softmax, which subtracts it) of no entries is undefined."""
+    for ax in axes:
+        if shape[ax] == 0:
+            raise ValueError(
+                f"{op}: axis {ax} of a tensor of shape {shape} is empty; the maximum of no "
+                f"entries is undefined"
+            )
+    if not axes and 0 in shape:
+        raise ValueError(f"{op}: tensor of shape {shape} is empty")
+
+
+def _shape_arg(shape: tuple) -> tuple:
+    return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+
+
+class Operators:
+    """NumPy-style operators and methods for a graph type that defines
+    ``bind(prim, *args, **params)`` and ``shape``. Each one applies a primitive."""
+
+    shape: tuple[int, ...]
+
+    def bind(self, prim: Primitive, *args: Any, **params: Any) -> Any:
+        raise NotImplementedError
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    def __add__(self, other: Any) -> Any:
+        return self.bind(add, self, other)
+
+    def __radd__(self, other: Any) -> Any:
+        return self.bind(add, other, self)
+
+    def __sub__(self, other: Any) -> Any:
+        return self.bind(sub, self, other)
+
+    def __rsub__(self, other: Any) -> Any:
+        return self.bind(sub, other, self)
+
+    def __mul__(self, other: Any) -> Any:
+        return self.bind(mul, self, other)
+
+    def __rmul__(self, other: Any) -> Any:
+        return self.bind(mul, other, self)
+
+    def __truediv__(self, other: Any) -> Any:
+        return self.bind(div, self, other)
+
+    def __rtruediv__(self, other: Any) -> Any:
+        return self.bind(div, other, self)
+
+    def __pow__(self, other: Any) -> Any:
+        """a^b elementwise; a number exponent k is a constant of the primitive pow_k."""
+        if isinstance(other, (int, float, np.integer)) and not isinstance(other, bool):
+            return self.bind(power_k, self, k=int(other) if isinstance(other, np.integer)
+                             else other)
+        return self.bind(power, self, other)
+
+    def __rpow__(self, other: Any) -> Any:
+        return self.bind(power, other, self)
+
+    def __neg__(self) -> Any:
+        return self.bind(neg, self)
+
+    def __matmul__(self, other: Any) -> Any:
+        """Matrix product with NumPy's rules (1-D operands, batched leading axes)."""
+        return self.bind(matmul, self, other)
+
+    def __rmatmul__(self, other: Any) -> Any:
+        return self.bind(matmul, other, self)
+
+    def exp(self) -> Any:
+        """e^a elementwise."""
+        return self.bind(exp, self)
+
+    def log(self) -> Any:
+        """Natural logarithm elementwise."""
+        return self.bind(log, self)
+
+    def tanh(self) -> Any:
+        """tanh(a) elementwise."""
+        return self.bind(tanh, self)
+
+    def sigmoid(self) -> Any:
+        """sigma(a) = 1/(1 + e^{-a}) elementwise, stable for large abs(a)."""
+        return self.bind(sigmoid, self)
+
+    def relu(self) -> Any:
+        """max(a, 0) elementwise; derivative 0 at the kink."""
+        return self.bind(relu, self)
+
+    def softplus(self) -> Any:
+        """log(1 + e^a) elementwise, stable; derivative sigma(a)."""
+        return self.bind(softplus, self)
+
+    def softmax(self, axis: int = -1) -> Any:
+        """e^{a_i} / sum_j e^{a_j} along ``axis`` (max subtracted first)."""
+        _nonempty(self.shape, _axes(self.shape, axis, "softmax"), "softmax")
+        return self.bind(softmax, self, axis=axis)
+
+    def log_softmax(self, axis: int = -1) -> Any:
+        """a_i - log sum_j e^{a_j} along ``axis`` (log-sum-exp, stable)."""
+        _nonempty(self.shape, _axes(self.shape, axis, "log_softmax"), "log_softmax")
+        return self.bind(log_softmax, self, axis=axis)
+
+    def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Any:
+        """Sum over ``axis`` (all axes by default)."""
+        return self.bind(sum_, self, axes=_axes(self.shape, axis, "sum"), keepdims=keepdims)
+
+    def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Any:
+        """The sum over ``axis`` times 1/n, n the number of entries; NaN for n = 0 (as in
+        NumPy)."""
+        axes = _axes(self.shape, axis, "mean")
+        n = 1
+        for ax in axes:
+            n *= self.shape[ax]
+        return self.sum(axis=axes, keepdims=keepdims) * (1.0 / n if n else np.nan)
+
+    def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Any:
+        """Maximum over ``axis``; the gradient goes to the maximal entries (ties share it)."""
+        axes = _axes(self.shape, axis, "max")
+        _nonempty(self.shape, axes, "max")
+        return self.bind(max_, self, axes=axes, keepdims=keepdims)
+
+    def reshape(self, *shape: int | tuple[int, ...]) -> Any:
+        """Same entries, new shape."""
+        return self.bind(reshape, self, shape=_shape_arg(shape))
+
+    def transpose(self, *axes: int) -> Any:
+        """Permute the axes (reverse them by default)."""
+        axes, nd = _shape_arg(axes), self.ndim
+        if not axes:
+            perm = tuple(range(nd - 1, -1, -1))
+        elif len(axes) == nd and all(-nd <= ax < nd for ax in axes):
+            perm = tuple(int(ax) % nd for ax in axes)
+        else:
+            perm = ()
+        if sorted(perm) != list(range(nd)):
+            raise ValueError(f"transpose: axes {axes} are not a permutation for shape {self.shape}")
+        return self.bind(transpose, self, perm=perm)
+
+    @property
+    def T(self) -> Any:
+        """The transpose (all axes reversed), e.g. W.T in z = a W^T + b."""
+        return self.bind(transpose, self, perm=(1, 0)) if self.ndim == 2 else self.transpose()
+
+    def __getitem__(self, index: Any) -> Any:
+        """Basic (ints, slices, None, ...) and integer-array indexing."""
+        return self.bind(getitem, self, index=_clean_index(index))
+
+
+def _clean_index(index: Any) -> Any:
+    if hasattr(index, "bind"):
+        raise TypeError(
+            "getitem: index with an int array, not a Tensor (Tensor data is floating point)"
+        )
+    if isinstance(index, tuple):
+        return tuple(_clean_index(i) for i in index)
+    if isinstance(index, list):  # [] selects nothing (NumPy would make it float)
+        return np.asarray(index) if index else np.zeros(0, dtype=np.intp)
+    return index

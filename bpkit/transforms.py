@@ -1,0 +1,166 @@
+"""Functions of functions: derivatives of a function, as functions or arrays.
+
+- :func:`grad`: dC/dx of a scalar C = f(x) by reverse mode; it composes, so
+  ``grad(grad(f))`` is the second derivative of a scalar function of a scalar;
+- :func:`jvp`: (f(x), J v) by forward mode (dual numbers);
+- :func:`hvp`: the Hessian-vector product H v of a scalar f, forward-over-reverse
+  (Pearlmutter's trick): the tangents of the recorded backward pass, at the cost of a few
+  gradients and without forming H;
+- :func:`jacobian` and :func:`hessian`: the full matrices, one reverse pass per output and
+  one hvp per input: for small problems.
+
+``bpkit.optim.jacobian(residual_fn, params)`` is a different function, for
+Levenberg-Marquardt: the residuals' Jacobian with respect to a model's parameter Tensors,
+flattened; :func:`jacobian` here differentiates a function of one array.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from . import engine
+from .forward import Dual, push_tangent
+from .tensor import Tensor
+
+__all__ = ["grad", "jvp", "hvp", "jacobian", "hessian"]
+
+
+def _array(x: Any, who: str) -> np.ndarray:
+    data = np.asarray(x.data if isinstance(x, (Tensor, Dual)) else x)
+    return data if data.dtype.kind == "f" else data.astype(np.float64)
+
+
+def _scalar_output(out: Any, who: str) -> Tensor:
+    if not isinstance(out, Tensor):
+        raise TypeError(
+            f"{who}: f must return a Tensor computed from its first argument, got "
+            f"{type(out).__name__}"
+        )
+    if out.size != 1:
+        raise ValueError(
+            f"{who}: f must return a scalar (one-element) Tensor, got shape {out.shape}"
+        )
+    return out
+
+
+def _gradient(f: Callable[..., Any], x: Any, args: tuple, kwargs: dict,
+              create_graph: bool, who: str) -> tuple[Tensor, Any]:
+    """(the input node, dC/dx) for C = f(x, *args); a Tensor x that requires a gradient is
+    differentiated through (grad of grad), anything else becomes a new leaf."""
+    if isinstance(x, Tensor) and x.requires_grad and engine.is_grad_enabled():
+        xt, create_graph = x.reshape(x.shape), True  # a node of its own, inside x's graph
+    else:
+        xt = Tensor(_array(x, who).copy(), requires_grad=True)
+    out = _scalar_output(f(xt, *args, **kwargs), who)
+    if not out.requires_grad:
+        return xt, None
+    seed = np.ones_like(out.data)
+    (g,) = engine.backward(out, Tensor(seed) if create_graph else seed, create_graph, [xt])
+    return xt, g
+
+
+def grad(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Return a function computing dC/dx for a scalar-valued ``C = f(x, *args)``.
+
+    The returned function wraps x (an array-like or float; integers become float64) in a
+    Tensor that requires a gradient, runs f, runs the backward sweep and returns x's
+    gradient: an ndarray of x's shape, or a float if x was a Python number. Further
+    arguments are passed through unchanged and get no gradient. Given a Tensor that
+    requires a gradient (as inside another ``grad``), it returns a Tensor recorded in that
+    graph, so ``grad(grad(f))`` gives second derivatives.
+    """
+
+    def df(x: Any, *args: Any, **kwargs: Any) -> Any:
+        xt, g = _gradient(f, x, args, kwargs, False, "grad")
+        if isinstance(x, Tensor) and x.requires_grad and engine.is_grad_enabled():
+            return g if g is not None else Tensor(np.zeros(x.shape, x.dtype))
+        g = np.zeros_like(xt.data) if g is None else g
+        return float(g) if isinstance(x, (int, float)) and not isinstance(x, bool) else g
+
+    df.__name__ = f"grad_{getattr(f, '__name__', 'f')}"
+    df.__doc__ = f"Gradient of {getattr(f, '__name__', 'f')} with respect to its first argument."
+    return df
+
+
+def _unwrap(x: Any) -> np.ndarray | float:
+    return float(x) if np.ndim(x) == 0 else x
+
+
+def jvp(f: Callable[..., Any], x: Any, v: Any) -> tuple[np.ndarray | float, np.ndarray | float]:
+    """Forward mode: return (f(x), J_f(x) v), the value and the directional derivative.
+
+    ``x`` and ``v`` are array-likes of the same shape (Python floats give float results).
+    ``f`` takes the dual number and may use operators, Tensor-style methods and
+    ``bpkit.functional``.
+    """
+    p = _array(x, "jvp")
+    t = np.asarray(v, dtype=p.dtype)
+    if t.shape != p.shape:
+        raise ValueError(f"jvp: direction v has shape {t.shape}, x has shape {p.shape}")
+    out = f(Dual(p, t))
+    if isinstance(out, Dual):
+        return _unwrap(out.primal), _unwrap(out.tangent)
+    value = out.data if isinstance(out, Tensor) else np.asarray(out)
+    return _unwrap(value), _unwrap(np.zeros_like(value))
+
+
+def hvp(f: Callable[..., Any], x: Any, v: Any) -> np.ndarray:
+    """The Hessian-vector product H v of a scalar ``C = f(x)``, H = d^2 C / dx^2.
+
+    Forward over reverse (Pearlmutter 1994): the backward pass is recorded
+    (``create_graph``), then the tangents of its nodes are carried forward from dx = v with
+    each primitive's JVP; the tangent of the gradient is H v.
+    """
+    x0 = _array(x, "hvp")
+    dx = np.asarray(v, dtype=x0.dtype)
+    if dx.shape != x0.shape:
+        raise ValueError(f"hvp: direction v has shape {dx.shape}, x has shape {x0.shape}")
+    old, engine.modes.grad = engine.modes.grad, True  # the backward pass must be recorded
+    try:
+        xt, g = _gradient(f, x0, (), {}, True, "hvp")
+    finally:
+        engine.modes.grad = old
+    if g is None:
+        return np.zeros_like(x0)
+    tangent: dict[Any, Any] = {xt: dx}
+    for node in engine.topological_order(g):
+        if node.inputs:
+            ts = [tangent.get(k) for k in node.inputs]
+            if any(t is not None for t in ts):
+                primals = [k.data for k in node.inputs]
+                tangent[node] = push_tangent(node.op, node.data, primals, ts, node.params)
+    t = tangent.get(g)
+    return np.zeros_like(x0) if t is None else np.array(t)
+
+
+def jacobian(f: Callable[..., Any], x: Any) -> np.ndarray:
+    """The Jacobian J[i, j] = d f_i / d x_j of f at x, shape f(x).shape + x.shape: one
+    reverse sweep of the recorded graph per output entry (for small problems)."""
+    xt = Tensor(_array(x, "jacobian").copy(), requires_grad=True)
+    out = f(xt)
+    if not isinstance(out, Tensor):
+        raise TypeError(f"jacobian: f must return a Tensor, got {type(out).__name__}")
+    J = np.zeros((out.size, xt.size), dtype=xt.dtype)
+    if out.requires_grad:
+        for i in range(out.size):
+            seed = np.zeros(out.size, dtype=out.dtype)
+            seed[i] = 1
+            (g,) = engine.backward(out, seed.reshape(out.shape), False, [xt])
+            if g is not None:
+                J[i] = np.asarray(g).reshape(-1)
+    return J.reshape(out.shape + xt.shape)
+
+
+def hessian(f: Callable[..., Any], x: Any) -> np.ndarray:
+    """The Hessian H[i, j] = d^2 C / dx_i dx_j of a scalar C = f(x), shape x.shape * 2: one
+    :func:`hvp` per input entry (for small problems)."""
+    x0 = _array(x, "hessian")
+    H = np.zeros((x0.size, x0.size), dtype=x0.dtype)
+    for j in range(x0.size):
+        e = np.zeros(x0.size, dtype=x0.dtype)
+        e[j] = 1
+        H[:, j] = hvp(f, x0, e.reshape(x0.shape)).reshape(-1)
+    return H.reshape(x0.shape + x0.shape)
