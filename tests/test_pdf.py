@@ -33,7 +33,7 @@ TOOLS = {
     "pdfimages": "poppler-utils",
 }
 APT = (
-    "apt-get install latexmk texlive-latex-recommended texlive-latex-extra "
+    "apt-get install --no-install-recommends latexmk texlive-latex-recommended texlive-latex-extra "
     "texlive-fonts-recommended texlive-xetex fonts-freefont-otf poppler-utils"
 )
 NUMBER_WORDS = ("ONE TWO THREE FOUR FIVE SIX SEVEN EIGHT NINE TEN ELEVEN TWELVE THIRTEEN "
