@@ -7,8 +7,9 @@ graph recorded before a step cannot be backpropagated after it (recompute the lo
 parameter may appear only once in the list. The first-order rules follow PyTorch's
 ``torch.optim`` (same arguments, defaults and update equations), so a training loop can move
 between the two. Second-order methods see the parameters as one vector w:
-:func:`get_flat` and :func:`set_flat` convert, :func:`flat_grad`, :func:`jacobian` and
-:func:`hessian_fd` give the derivatives of a loss or residual in that view.
+:func:`get_flat` and :func:`set_flat` convert, :func:`flat_grad`, :func:`jacobian`,
+:func:`hvp` and :func:`hessian` (exact, forward over reverse) and :func:`hessian_fd`
+(finite differences) give the derivatives of a loss or residual in that view.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
+from . import engine
+from .forward import push_tangent
 from .tensor import Tensor, no_grad
 
 __all__ = [
@@ -32,6 +35,8 @@ __all__ = [
     "set_flat",
     "flat_grad",
     "jacobian",
+    "hvp",
+    "hessian",
     "hessian_fd",
 ]
 
@@ -405,6 +410,79 @@ def jacobian(
     for p in ps:
         p.grad = None
     return e.data.astype(np.float64).ravel(), J
+
+
+def _recorded_gradient(
+    loss_fn: Callable[[], Tensor], ps: list[Tensor], who: str
+) -> list[Tensor | None]:
+    """∂C/∂p for every parameter p, as Tensors whose backward pass is recorded."""
+    old, engine.modes.grad = engine.modes.grad, True  # the backward pass must be recorded
+    try:
+        loss = loss_fn()
+        if not isinstance(loss, Tensor) or loss.data.size != 1:
+            raise TypeError(f"{who}: loss_fn must return a one-element Tensor")
+        if not loss.requires_grad:
+            return [None] * len(ps)
+        adjoint = Tensor(np.ones_like(loss.data))
+        return engine.backward(loss, adjoint, True, ps)
+    finally:
+        engine.modes.grad = old
+
+
+def _tangent_of_gradient(
+    grads: list[Tensor | None], ps: list[Tensor], v: np.ndarray
+) -> np.ndarray:
+    """d(∇C) along dw = v: the tangents of the recorded backward pass, pushed forward
+    from the parameters with each primitive's JVP (one flat float64 vector)."""
+    tangent: dict[Tensor, np.ndarray] = {}
+    i = 0
+    for p in ps:
+        tangent[p] = v[i : i + p.data.size].reshape(p.shape).astype(p.dtype)
+        i += p.data.size
+    for g in grads:
+        if g is None:
+            continue
+        for node in engine.topological_order(g):
+            if node.inputs and node not in tangent:
+                ts = [tangent.get(k) for k in node.inputs]
+                if any(t is not None for t in ts):
+                    xs = [k.data for k in node.inputs]
+                    tangent[node] = push_tangent(node.op, node.data, xs, ts, node.params)
+    parts = []
+    for p, g in zip(ps, grads, strict=True):
+        t = None if g is None else tangent.get(g)
+        parts.append(np.zeros(p.data.size) if t is None else np.ravel(t))
+    return np.concatenate(parts).astype(np.float64)
+
+
+def hvp(loss_fn: Callable[[], Tensor], params: Iterable[Tensor], v: np.ndarray) -> np.ndarray:
+    """The Hessian-vector product H v, H[j, k] = ∂²C/∂w_j∂w_k, exact to rounding.
+
+    Forward over reverse (Pearlmutter 1994), as :func:`bpkit.hvp` but for a loss over
+    parameter Tensors: the backward pass of C = ``loss_fn()`` is recorded
+    (``create_graph``), then the tangents of its nodes are carried forward from dw = v
+    (flat, in :func:`get_flat` order); the tangent of ∇_w C is H v. Costs a few gradients.
+    """
+    ps = _param_list(params, "hvp")
+    w = get_flat(ps)
+    v = np.asarray(v, dtype=np.float64)
+    if v.shape != w.shape:
+        raise ValueError(f"hvp: v must have shape {w.shape} for these parameters, got {v.shape}")
+    return _tangent_of_gradient(_recorded_gradient(loss_fn, ps, "hvp"), ps, v)
+
+
+def hessian(loss_fn: Callable[[], Tensor], params: Iterable[Tensor]) -> np.ndarray:
+    """The Hessian H[j, k] = ∂²C/∂w_j∂w_k of C = ``loss_fn()``, exact to rounding.
+
+    The backward pass is recorded once; column k is its tangent along dw = e_k
+    (:func:`hvp`), so P weights cost one recorded gradient and P tangent sweeps; the
+    result is symmetrised, (H + Hᵀ)/2, which changes it only by rounding.
+    """
+    ps = _param_list(params, "hessian")
+    n = get_flat(ps).size
+    grads = _recorded_gradient(loss_fn, ps, "hessian")
+    H = np.column_stack([_tangent_of_gradient(grads, ps, e_k) for e_k in np.eye(n)])
+    return (H + H.T) / 2
 
 
 def hessian_fd(

@@ -8,6 +8,7 @@ import autograd.numpy as anp
 import numpy as np
 import pytest
 
+import bpkit
 from bpkit import Tensor, nn, optim
 
 A = np.array([[3.0, 0.5], [0.5, 1.0]])
@@ -600,3 +601,46 @@ def test_flat_grad_and_hessian_fd_match_autograd():
     np.testing.assert_array_equal(optim.get_flat(params), w)  # parameters restored
     np.testing.assert_allclose(H, autograd.hessian(ag_loss)(w), rtol=1e-6, atol=1e-7)
     assert all(p.grad is None for p in params)
+
+
+def test_exact_hvp_and_hessian_match_autograd_and_differences():
+    params, loss_fn, ag_loss = _tiny_mlp_loss()
+    w = optim.get_flat(params)
+    want = autograd.hessian(ag_loss)(w)
+    H = optim.hessian(loss_fn, params)
+    np.testing.assert_allclose(H, want, rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(H, H.T)
+    v = np.random.default_rng(4).normal(size=w.size)
+    Hv = optim.hvp(loss_fn, params, v)
+    np.testing.assert_allclose(Hv, want @ v, rtol=1e-10, atol=1e-12)
+    # central differences of the gradient along v, independently of bpkit's hessian_fd
+    h = 1e-5
+    optim.set_flat(params, w + h * v)
+    g_plus = optim.flat_grad(loss_fn, params)[1]
+    optim.set_flat(params, w - h * v)
+    g_minus = optim.flat_grad(loss_fn, params)[1]
+    optim.set_flat(params, w)
+    np.testing.assert_allclose(Hv, (g_plus - g_minus) / (2 * h), rtol=1e-6, atol=1e-8)
+    np.testing.assert_array_equal(optim.get_flat(params), w)  # parameters untouched
+    assert all(p.grad is None for p in params)
+
+
+def test_exact_hessian_of_a_loss_linear_in_one_parameter_and_inside_no_grad():
+    a = Tensor(np.array([1.5, -0.5]), requires_grad=True)
+    b = Tensor(np.array([2.0]), requires_grad=True)
+    c = Tensor(np.array([3.0]), requires_grad=True)  # the loss does not depend on c
+
+    def loss_fn():  # C = b * sum(a^2) + sum(a): H = [[2b I, 2a], [2a^T, 0]]
+        return (b * (a * a).sum() + a.sum()).sum()
+
+    want = np.zeros((4, 4))
+    want[:2, :2] = 2 * 2.0 * np.eye(2)
+    want[:2, 2] = want[2, :2] = 2 * a.data
+    with bpkit.no_grad():  # the backward pass is recorded all the same
+        H = optim.hessian(loss_fn, [a, b, c])
+    np.testing.assert_allclose(H, want, rtol=1e-14, atol=0)
+    np.testing.assert_array_equal(optim.hvp(loss_fn, [a, b, c], np.eye(4)[3]), 0)
+    with pytest.raises(ValueError, match="shape"):
+        optim.hvp(loss_fn, [a, b, c], np.ones(3))
+    with pytest.raises(TypeError, match="one-element"):
+        optim.hessian(lambda: a * b, [a, b])
