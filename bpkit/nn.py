@@ -9,6 +9,7 @@ the weight from node k of layer l-1 to node j of layer l.
   ``save(path)``/``load(path)`` (``.npz``, no pickle);
 - :class:`Linear`, :class:`MLP`, :class:`Sequential`, :class:`Flatten`, the activations
   :class:`ReLU`, :class:`Tanh`, :class:`Sigmoid`;
+- :class:`Residual`: a skip connection around any shape-preserving module, z + F(z);
 - :class:`Conv2d` (NCHW, by :func:`im2col`), :class:`AvgPool2d`, :class:`MaxPool2d`.
 
 Initialisation is named and seeded (``seed`` is an int, a ``np.random.Generator``, or None
@@ -41,6 +42,7 @@ __all__ = [
     "Linear",
     "MLP",
     "Sequential",
+    "Residual",
     "Flatten",
     "ReLU",
     "Tanh",
@@ -335,6 +337,36 @@ class Sequential(Module):
     def __repr__(self) -> str:
         inner = ",\n  ".join(repr(m) for m in self.layers)
         return f"Sequential(\n  {inner}\n)"
+
+
+class Residual(Module):
+    """Residual block (He et al. 2016): ``Residual(F)(z) = z + F(z)``.
+
+    ``F`` is any module whose output has the shape of its input (a ValueError names both
+    shapes otherwise). The Jacobian of the block is I + dF/dz, so the backward pass
+    adds the branch's vector-Jacobian product to the adjoint it receives unchanged:
+    delta_in = delta_out + (dF/dz)^T delta_out. Parameters are the branch's.
+    """
+
+    def __init__(self, module: Module) -> None:
+        if not isinstance(module, Module):
+            raise TypeError(f"Residual: expected a Module, got {type(module).__name__}")
+        self.module = module
+
+    def forward(self, z: Any) -> Any:
+        if not isinstance(z, (Tensor, Dual)):
+            params = self.module.parameters()
+            z = Tensor(np.asarray(z, dtype=params[0].dtype if params else np.float64))
+        out = self.module(z)
+        if out.shape != z.shape:
+            raise ValueError(
+                f"Residual: the branch maps shape {z.shape} to {out.shape}; "
+                f"z + F(z) needs equal shapes"
+            )
+        return z + out
+
+    def __repr__(self) -> str:
+        return f"Residual({self.module!r})"
 
 
 def _activation(f: str | Callable | None, who: str) -> Callable[[Any], Any] | None:
