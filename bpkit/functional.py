@@ -46,6 +46,7 @@ __all__ = [
     "softplus",
     "softmax",
     "log_softmax",
+    "standardize",
     "mse_loss",
     "cross_entropy",
 ]
@@ -130,6 +131,19 @@ def softmax(z: Any, axis: int = -1) -> Any:
 def log_softmax(z: Any, axis: int = -1) -> Any:
     """log softmax(z)_i = z_i - log sum_j e^{z_j} along ``axis`` (log-sum-exp, stable)."""
     return _array_arg(z, "log_softmax").log_softmax(axis)
+
+
+def standardize(x: Any, axis: int | tuple[int, ...] = -1, eps: float = 1e-5) -> Any:
+    """xhat = (x - mu) / sqrt(sigma^2 + eps), mu and sigma^2 the mean and biased variance
+    over ``axis``: layer normalisation over the last axis (the default), batch
+    normalisation over axis 0 (chapter 12). One node (:func:`bpkit.ops.standardize`) with
+    the fused rule dC/dx = (g - mean(g) - xhat mean(g xhat)) / sqrt(sigma^2 + eps)."""
+    x = _array_arg(x, "standardize")
+    nd = len(x.shape)
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    if not axes or not all(-nd <= ax < nd for ax in axes):
+        raise ValueError(f"standardize: axis {axis} does not fit a tensor of shape {x.shape}")
+    return ops.standardize(x, axes=tuple(sorted({int(ax) % nd for ax in axes})), eps=eps)
 
 
 def mse_loss(pred: Any, target: Any) -> Any:

@@ -10,7 +10,10 @@ the weight from node k of layer l-1 to node j of layer l.
 - :class:`Linear`, :class:`MLP`, :class:`Sequential`, :class:`Flatten`, the activations
   :class:`ReLU`, :class:`Tanh`, :class:`Sigmoid`;
 - :class:`Residual`: a skip connection around any shape-preserving module, z + F(z);
-- :class:`Conv2d` (NCHW, by :func:`im2col`), :class:`AvgPool2d`, :class:`MaxPool2d`.
+- :class:`Conv2d` (NCHW, by :func:`im2col`), :class:`AvgPool2d`, :class:`MaxPool2d`;
+- :class:`BatchNorm1d` and :class:`LayerNorm` (chapter 12), with PyTorch's semantics;
+  ``train()``/``eval()`` switch a network's batch normalisation between batch and
+  running statistics, which ``state_dict()`` holds as buffers (not parameters).
 
 Initialisation is named and seeded (``seed`` is an int, a ``np.random.Generator``, or None
 for fresh entropy):
@@ -51,6 +54,8 @@ __all__ = [
     "AvgPool2d",
     "MaxPool2d",
     "im2col",
+    "BatchNorm1d",
+    "LayerNorm",
 ]
 
 Seed = int | np.random.Generator | None
@@ -73,7 +78,16 @@ class Module:
     Parameters are found by walking the attributes in the order they were set: a Tensor
     with ``requires_grad=True``, a sub-Module, or a list/tuple of those. Their names
     (``"layers.0.W"``) are the keys of :meth:`state_dict` and of the saved ``.npz`` file.
+
+    A module is in training mode (``training`` True) until :meth:`eval`; a layer whose
+    forward pass depends on the mode (:class:`BatchNorm1d`) reads it. Buffers are arrays
+    that are state but not parameters (running statistics): a module names them in
+    ``buffer_names``; :meth:`state_dict` saves them and :meth:`load_state_dict` restores
+    them, and the optimisers never see them.
     """
+
+    training: bool = True
+    buffer_names: tuple[str, ...] = ()
 
     def forward(self, *args: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
@@ -106,6 +120,44 @@ class Module:
                     elif isinstance(item, Tensor) and item.requires_grad:
                         yield f"{prefix}{name}.{i}", item
 
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        """(name, module) for this module (name ``prefix`` without its dot) and every
+        sub-module found as the parameters are (attributes, lists and tuples), each once."""
+        seen: set[int] = set()
+        stack: list[tuple[str, Module]] = [(prefix, self)]
+        while stack:
+            name, m = stack.pop()
+            if id(m) in seen:
+                continue
+            seen.add(id(m))
+            yield name.rstrip("."), m
+            children = []
+            for attr, value in vars(m).items():
+                if isinstance(value, Module):
+                    children.append((f"{name}{attr}.", value))
+                elif isinstance(value, (list, tuple)):
+                    children += [(f"{name}{attr}.{i}.", item) for i, item in enumerate(value)
+                                 if isinstance(item, Module)]
+            stack.extend(reversed(children))
+
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
+        """(name, array) for every buffer of this module and its sub-modules
+        (``"layers.1.running_mean"``)."""
+        for name, m in self.named_modules(prefix):
+            for b in m.buffer_names:
+                yield (f"{name}.{b}" if name else b), getattr(m, b)
+
+    def train(self, mode: bool = True) -> Module:
+        """Set training mode (``mode=True``) or evaluation mode on this module and every
+        sub-module; returns the module."""
+        for _, m in self.named_modules():
+            m.training = bool(mode)
+        return self
+
+    def eval(self) -> Module:
+        """Evaluation mode: ``train(False)``."""
+        return self.train(False)
+
     def parameters(self) -> list[Tensor]:
         """The parameter Tensors (leaves of the graph), e.g. [W^1, b^1, W^2, b^2, ...]."""
         return [p for _, p in self.named_parameters()]
@@ -116,20 +168,24 @@ class Module:
             p.grad = None
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """A copy of every parameter's array, by name."""
-        return {name: p.data.copy() for name, p in self.named_parameters()}
+        """A copy of every parameter's array and of every buffer, by name."""
+        state = {name: p.data.copy() for name, p in self.named_parameters()}
+        state.update((name, b.copy()) for name, b in self.named_buffers())
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Copy arrays (or Tensors) into the parameters in place (optimisers keep their
-        references), all or nothing.
+        """Copy arrays (or Tensors) into the parameters and buffers in place (optimisers keep
+        their references), all or nothing.
 
         Everything is checked before anything is written: the names must be exactly this
-        module's parameter names, each shape must match, and each dtype must be a real number
-        type (int or float; complex, bool, datetime, string and object arrays are refused by
-        name). Otherwise a ValueError (TypeError for a dtype) lists what differs and no
+        module's parameter and buffer names, each shape must match, and each dtype must be a
+        real number type (int or float; complex, bool, datetime, string and object arrays are
+        refused by name). Otherwise a ValueError (TypeError for a dtype) lists what differs and no
         parameter has changed. Values are cast to the parameter's dtype.
         """
-        params = dict(self.named_parameters())
+        params: dict[str, Any] = dict(self.named_parameters())
+        buffers = dict(self.named_buffers())
+        params.update(buffers)
         missing = sorted(set(params) - set(state))
         unexpected = sorted(set(state) - set(params))
         if missing or unexpected:
@@ -152,7 +208,10 @@ class Module:
         if bad:
             raise ValueError("load_state_dict: shape mismatch: " + "; ".join(bad))
         for n, p in params.items():
-            p.assign(arrays[n])  # in place; the version goes up
+            if n in buffers:
+                p[...] = arrays[n]
+            else:
+                p.assign(arrays[n])  # in place; the version goes up
 
     def save(self, path: str | Path) -> None:
         """Write the parameters to the file ``path`` in ``.npz`` format (``np.savez``; no
@@ -426,6 +485,102 @@ class MLP(Module):
 
     def __repr__(self) -> str:
         return f"MLP({self.sizes}, dtype={self.dtype})"
+
+
+# -- normalisation (chapter 12) -----------------------------------------------------------
+
+
+def _norm_size(n: Any, eps: float, who: str) -> None:
+    if not _positive_ints(n):
+        raise ValueError(f"{who}: the number of features must be a positive int, got {n!r}")
+    if not eps > 0:
+        raise ValueError(f"{who}: eps must be positive, got {eps!r}")
+
+
+class BatchNorm1d(Module):
+    """Batch normalisation (Ioffe & Szegedy 2015) of the n features of a batch (N, n).
+
+    Training mode: with the batch mean mu_j and biased variance sigma_j^2 of feature j,
+    xhat = (x - mu) / sqrt(sigma^2 + eps) and y = gamma xhat + beta (``weight`` gamma,
+    ``bias`` beta, shape (n,)). The backward pass of xhat is one fused rule (the
+    primitive :func:`bpkit.ops.standardize`):
+    dC/dx = (g - mean_b g - xhat mean_b(g xhat)) / sqrt(sigma^2 + eps), g = gamma dC/dy.
+    Each training call also updates the buffers
+    running = (1 - momentum) running + momentum batch, with the *unbiased* variance
+    (N / (N - 1) sigma^2) in ``running_var``, as PyTorch does.
+
+    Evaluation mode (after :meth:`Module.eval`): y = gamma (x - running_mean) /
+    sqrt(running_var + eps) + beta, an affine map of each feature, the same for every
+    example. ``running_mean`` starts at 0 and ``running_var`` at 1. The state_dict keys
+    are PyTorch's ``weight``, ``bias``, ``running_mean``, ``running_var`` (without
+    PyTorch's counter ``num_batches_tracked``).
+    """
+
+    buffer_names = ("running_mean", "running_var")
+
+    def __init__(self, n: int, eps: float = 1e-5, momentum: float = 0.1,
+                 dtype: Any = np.float64) -> None:
+        _norm_size(n, eps, "BatchNorm1d")
+        if not 0 <= momentum <= 1:
+            raise ValueError(f"BatchNorm1d: momentum must lie in [0, 1], got {momentum!r}")
+        dt = _float_dtype(dtype, "BatchNorm1d")
+        self.n, self.eps, self.momentum = n, float(eps), float(momentum)
+        self.weight = Tensor(np.ones(n, dtype=dt), requires_grad=True, label="gamma")
+        self.bias = Tensor(np.zeros(n, dtype=dt), requires_grad=True, label="beta")
+        self.running_mean = np.zeros(n, dtype=dt)
+        self.running_var = np.ones(n, dtype=dt)
+
+    def forward(self, x: Any) -> Any:
+        x = _as_input(x, self.weight.dtype, "BatchNorm1d")
+        if x.ndim != 2 or x.shape[1] != self.n:
+            raise ValueError(f"BatchNorm1d: expected input (N, {self.n}), got shape {x.shape}")
+        if not self.training:
+            scale = 1.0 / np.sqrt(self.running_var + self.eps)
+            return (x - self.running_mean) * scale * self.weight + self.bias
+        N = x.shape[0]
+        if N < 2:
+            raise ValueError(
+                f"BatchNorm1d: training mode needs more than one example per batch, got "
+                f"shape {x.shape} (use eval() for single examples)"
+            )
+        data = np.asarray(x.data)
+        mu, var = data.mean(axis=0), data.var(axis=0, ddof=1)  # unbiased for the estimate
+        m = self.momentum
+        self.running_mean[...] = (1 - m) * self.running_mean + m * mu
+        self.running_var[...] = (1 - m) * self.running_var + m * var
+        xhat = ops.standardize(x, axes=(0,), eps=self.eps)
+        return xhat * self.weight + self.bias
+
+    def __repr__(self) -> str:
+        return f"BatchNorm1d({self.n}, eps={self.eps:g}, momentum={self.momentum:g})"
+
+
+class LayerNorm(Module):
+    """Layer normalisation (Ba, Kiros & Hinton 2016) over the last axis, of size n.
+
+    Each example (each row, for input (..., n)) is standardised over its own n features,
+    xhat = (x - mu) / sqrt(sigma^2 + eps) with the biased variance, then
+    y = gamma xhat + beta (``weight`` gamma, ``bias`` beta, shape (n,)). No batch
+    statistics, so training and evaluation compute the same function. Backward as for
+    :class:`BatchNorm1d`, with the means over the features of one example.
+    """
+
+    def __init__(self, n: int, eps: float = 1e-5, dtype: Any = np.float64) -> None:
+        _norm_size(n, eps, "LayerNorm")
+        dt = _float_dtype(dtype, "LayerNorm")
+        self.n, self.eps = n, float(eps)
+        self.weight = Tensor(np.ones(n, dtype=dt), requires_grad=True, label="gamma")
+        self.bias = Tensor(np.zeros(n, dtype=dt), requires_grad=True, label="beta")
+
+    def forward(self, x: Any) -> Any:
+        x = _as_input(x, self.weight.dtype, "LayerNorm")
+        if x.ndim < 1 or x.shape[-1] != self.n:
+            raise ValueError(f"LayerNorm: expected input (..., {self.n}), got shape {x.shape}")
+        xhat = ops.standardize(x, axes=(x.ndim - 1,), eps=self.eps)
+        return xhat * self.weight + self.bias
+
+    def __repr__(self) -> str:
+        return f"LayerNorm({self.n}, eps={self.eps:g})"
 
 
 # -- convolution --------------------------------------------------------------------------

@@ -53,6 +53,7 @@ class Primitive:
         residual: bool = False,
     ) -> None:
         self.name, self.fwd, self.vjps, self.jvps = name, fwd, vjps, jvps
+        self.__doc__ = fwd.__doc__  # the equation and its rules, for help() and the API page
         self.reads, self.residual = reads, residual
 
     def __call__(self, *args: Any, **params: Any) -> Any:
@@ -595,6 +596,93 @@ def col2im(cols: np.ndarray, shape: tuple[int, ...], k: tuple[int, int], s: tupl
         for v in range(kw):
             x[:, :, u : u + sh * Ho : sh, v : v + sw * Wo : sw] += gp[:, :, u, v]
     return x[:, :, ph : ph + H, pw : pw + W]
+
+
+# -- normalisation (chapter 12: batch and layer normalisation) ----------------------------
+
+
+def _rstd(x: Any, axes: tuple[int, ...], eps: float) -> Any:
+    """1 / sqrt(var + eps) over ``axes`` (biased variance), kept for broadcasting."""
+    d = x - x.mean(axis=axes, keepdims=True)
+    return ((d * d).mean(axis=axes, keepdims=True) + eps) ** -0.5
+
+
+def _standardize_vjp(g: Any, out: Any, x: Any, axes: tuple[int, ...],
+                     eps: float, res: Any = None) -> Any:
+    """dC/dx = (g - mean(g) - xhat mean(g xhat)) / sigma, means over axes."""
+    r = _rstd(x, axes, eps) if res is None else res
+    gm = g.mean(axis=axes, keepdims=True)
+    gx = (g * out).mean(axis=axes, keepdims=True)
+    return r * (g - gm - out * gx)
+
+
+def _standardize_jvp(dx: Any, out: Any, x: Any, axes: tuple[int, ...],
+                     eps: float) -> Any:
+    """d xhat = (dx - mean(dx) - xhat mean(xhat dx)) / sigma (the Jacobian is
+    symmetric, so the JVP is the VJP's formula)."""
+    return _standardize_vjp(dx, out, x, axes, eps)
+
+
+@primitive("standardize", vjps=(_standardize_vjp,), jvps=(_standardize_jvp,),
+           reads=((0, -1),), residual=True)
+def standardize(x: np.ndarray, axes: tuple[int, ...],
+                eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """xhat = (x - mu) / sigma with mu, sigma^2 the mean and the biased
+    variance over ``axes`` and sigma = sqrt(sigma^2 + eps): the core of batch
+    normalisation (axes (0,)) and layer normalisation (the last axis).
+    dC/dx = (g - mean(g) - xhat mean(g xhat)) / sigma.  Residual: 1/sigma."""
+    d = x - x.mean(axis=axes, keepdims=True)
+    r = 1.0 / np.sqrt((d * d).mean(axis=axes, keepdims=True) + eps)
+    return d * r, r
+
+
+# -- stacking (chapter 14: the hidden states of a recurrent layer) ------------------------
+
+
+def _stack_index(i: int, axis: int) -> tuple:
+    return (slice(None),) * axis + (i,)
+
+
+def _stack_vjp(i: int) -> Rule:
+    """dC/dx_i = g[:, ..., i] (position i along ``axis``): a view, no copy."""
+    return lambda g, out, *xs, axis: g[_stack_index(i, axis)]
+
+
+def _stack_jvp(i: int) -> Rule:
+    """d(out) from dx_i: dx_i at position i along ``axis``, zeros elsewhere."""
+    return lambda dx, out, *xs, axis: scatter(
+        dx, index=_stack_index(i, axis), shape=out.shape
+    )
+
+
+def _stack_fwd(*xs: np.ndarray, axis: int) -> np.ndarray:
+    return np.stack(xs, axis=axis)
+
+
+_STACKS: dict[int, Primitive] = {}  # one primitive per number of inputs
+
+
+def stack(xs: Any, axis: int = 0) -> Any:
+    """z = the arrays x_1, ..., x_n (all of one shape) stacked along a new ``axis``
+    (0 <= axis <= x.ndim), as ``np.stack``.  dC/dx_i = g[..., i, ...], the slice of
+    the gradient at position i: a fan-in of n inputs, one VJP each. The primitive
+    ``stack`` of each number of inputs is made once and kept."""
+    xs = list(xs)
+    if not xs:
+        raise ValueError("stack: need at least one array")
+    shapes = {tuple(x.shape) if hasattr(x, "shape") else np.shape(x) for x in xs}
+    if len(shapes) != 1:
+        raise ValueError(f"stack: all inputs must have one shape, got {sorted(shapes)}")
+    ndim = len(shapes.pop())
+    if not isinstance(axis, (int, np.integer)) or not -ndim - 1 <= axis <= ndim:
+        raise ValueError(f"stack: axis {axis!r} is out of range for {ndim}-D inputs")
+    n = len(xs)
+    if n not in _STACKS:
+        _STACKS[n] = Primitive(
+            "stack", _stack_fwd, tuple(_stack_vjp(i) for i in range(n)),
+            tuple(_stack_jvp(i) for i in range(n)), reads=((),) * n,
+        )
+    return _STACKS[n](*xs, axis=int(axis) % (ndim + 1))
 
 
 # -- the operators of a graph type --------------------------------------------------------
