@@ -19,7 +19,7 @@ from .engine import debug, no_grad, topological_order
 from .gradcheck import gradcheck
 from .scalar import Value
 from .tensor import Tensor
-from .transforms import grad, hessian, hvp, jacobian, jvp
+from .transforms import checkpoint, grad, hessian, hvp, jacobian, jvp
 
 __version__ = "0.1.0"
 
@@ -35,6 +35,7 @@ __all__ = [
     "hvp",
     "jacobian",
     "hessian",
+    "checkpoint",
     "gradcheck",
     "functional",
     "F",

@@ -7,7 +7,9 @@
   (Pearlmutter's trick): the tangents of the recorded backward pass, at the cost of a few
   gradients and without forming H;
 - :func:`jacobian` and :func:`hessian`: the full matrices, one reverse pass per output and
-  one hvp per input: for small problems.
+  one hvp per input: for small problems;
+- :func:`checkpoint`: y = f(x) whose graph is not kept but recomputed in the backward
+  pass (gradient checkpointing: memory for time).
 
 ``bpkit.optim.jacobian(residual_fn, params)`` is a different function, for
 Levenberg-Marquardt: the residuals' Jacobian with respect to a model's parameter Tensors,
@@ -23,9 +25,10 @@ import numpy as np
 
 from . import engine
 from .forward import Dual, push_tangent
+from .ops import Primitive
 from .tensor import Tensor
 
-__all__ = ["grad", "jvp", "hvp", "jacobian", "hessian"]
+__all__ = ["grad", "jvp", "hvp", "jacobian", "hessian", "checkpoint"]
 
 
 def _array(x: Any, who: str) -> np.ndarray:
@@ -164,3 +167,119 @@ def hessian(f: Callable[..., Any], x: Any) -> np.ndarray:
         e[j] = 1
         H[:, j] = hvp(f, x0, e.reshape(x0.shape)).reshape(-1)
     return H.reshape(x0.shape + x0.shape)
+
+
+def _one_tensor(y: Any) -> Tensor:
+    if not isinstance(y, Tensor):
+        raise TypeError(
+            f"checkpoint: f must return one Tensor, got {type(y).__name__}; to keep several "
+            f"results, return them stacked in one Tensor or checkpoint each separately"
+        )
+    return y
+
+
+def checkpoint(f: Callable[..., Any], *inputs: Any,
+               params: list[Tensor] | None = None) -> Any:
+    """y = f(*inputs) without keeping f's graph: f runs again in the backward pass.
+
+    Gradient checkpointing (Chen et al. 2016; Griewank 1992): the result is one graph node
+    whose inputs are ``inputs`` and the leaves that f reads besides them (``params``, such
+    as a layer's W and b). It keeps its inputs and y, not the z and a inside f. When the
+    backward sweep reaches it with dC/dy, it runs f again on the same data with the graph
+    recorded and sweeps that graph, giving dC/d(inputs) and dC/dW: operation for
+    operation the gradients of ``f(*inputs)`` itself.
+
+    ``f`` takes Tensors and returns one Tensor. ``params`` lists the leaves (Tensors that
+    require a gradient) that f reads without receiving them as arguments. If None they
+    are found by recording f's graph once, which is dropped as soon as f returns (only y
+    is kept); if given, f runs under ``no_grad``, and the recomputation refuses a leaf
+    that is missing from them. Inside ``no_grad()``, in forward mode (Dual inputs), or
+    when nothing requires a gradient, the result is just ``f(*inputs)``. Calls may nest
+    (f may call ``checkpoint``); each level then runs its f once more. The node records
+    the versions of its inputs and parameters, so a backward pass after one of them was
+    changed in place is refused (f would compute something else). With
+    ``backward(create_graph=True)`` f is recomputed on the input Tensors themselves, so
+    the gradients can be differentiated again.
+    """
+    if any(isinstance(x, Dual) for x in inputs):
+        return f(*inputs)  # forward mode stores nothing: nothing to save
+    xs = [x if isinstance(x, Tensor) else Tensor(x) for x in inputs]
+    if not xs:
+        raise TypeError("checkpoint: give f's inputs after f, as checkpoint(f, x)")
+    if not engine.is_grad_enabled():
+        return f(*xs)
+    stand = [Tensor(x, requires_grad=x.requires_grad) for x in xs]  # same data, version
+    if params is None:
+        y = _one_tensor(f(*stand))
+        own = {id(t) for t in stand}
+        leaves = tuple(n for n in engine.topological_order(y)
+                       if not n.inputs and n.requires_grad and id(n) not in own)
+    else:
+        leaves = tuple(params)
+        for p in leaves:
+            if not (isinstance(p, Tensor) and p.requires_grad):
+                what = "a Tensor without requires_grad" if isinstance(p, Tensor) else (
+                    type(p).__name__)
+                raise TypeError(
+                    f"checkpoint: params must be Tensors that require a gradient, got {what}"
+                )
+        with engine.no_grad():
+            y = _one_tensor(f(*stand))
+    every = [*xs, *leaves]
+    need = [i for i, t in enumerate(every) if t.requires_grad]
+    if not need:
+        return y  # nothing to differentiate: a constant
+    y_data, n, flags = y.data, len(xs), [x.requires_grad for x in xs]
+    del y, stand  # f's graph, if one was recorded, is dropped here
+    state: dict[str, Any] = {}
+
+    def recompute(g: Any, args: tuple) -> list[Any]:
+        """dC/d(inputs and params) from g = dC/dy, recording f once more."""
+        old, engine.modes.grad = engine.modes.grad, True
+        try:
+            if isinstance(g, Tensor):  # create_graph: args are the input Tensors
+                y = _one_tensor(f(*args[:n]))
+                return engine.backward(y, g, True, [*args[:n], *leaves])
+            ins = [Tensor(a, requires_grad=r) for a, r in zip(args[:n], flags, strict=True)]
+            y = _one_tensor(f(*ins))
+            known = {id(t) for t in (*ins, *leaves)}
+            for node in engine.topological_order(y):
+                if not node.inputs and node.requires_grad and id(node) not in known:
+                    label = f", label {node.label!r}" if node.label else ""
+                    raise RuntimeError(
+                        f"checkpoint: f reads a Tensor that requires a gradient (shape "
+                        f"{node.shape}{label}) that is neither an input nor in params; "
+                        f"add it to params, or leave params=None to have it found"
+                    )
+            return engine.backward(y, g, False, [*ins, *leaves])
+        finally:
+            engine.modes.grad = old
+
+    def vjp(i: int) -> Callable[..., Any]:
+        def vjp_i(g: Any, out: Any, *args: Any) -> Any:
+            if state.get("g") is not g:  # the first input that this sweep asks for
+                state["g"], state["grads"] = g, recompute(g, args)
+            gx = state["grads"][i]
+            if i == need[-1]:
+                state.clear()  # hold nothing between backward passes
+            if gx is None:  # C does not depend on this input
+                zero = np.zeros(every[i].shape, every[i].dtype)
+                return Tensor(zero) if isinstance(g, Tensor) else zero
+            return gx
+        return vjp_i
+
+    def jvp(i: int) -> Callable[..., Any]:
+        def jvp_i(dx: Any, out: Any, *primals: Any) -> Any:
+            if i >= n:
+                raise NotImplementedError(
+                    "checkpoint: forward mode through a parameter that f closes over is "
+                    "not available; pass it to f as an input instead"
+                )
+            duals = [Dual(p, dx if j == i else None) for j, p in enumerate(primals[:n])]
+            return f(*duals).tangent
+        return jvp_i
+
+    prim = Primitive("checkpoint", lambda *arrays: y_data,
+                     tuple(vjp(i) for i in range(len(every))),
+                     tuple(jvp(i) for i in range(len(every))))
+    return xs[0].bind(prim, *every)
