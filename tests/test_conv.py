@@ -5,6 +5,7 @@ import autograd
 import autograd.numpy as anp
 import numpy as np
 import pytest
+from finite_differences import central_differences
 
 import bpkit
 from bpkit import Tensor, nn
@@ -238,3 +239,62 @@ def test_lenet_like_net_trains_on_digits():
             opt.step()
             losses.append(loss.item())
     assert losses[-1] < 0.6 * losses[0]
+
+
+def flipped_full_correlation(delta, W, x_shape, stride, padding):
+    """dC/dx of a convolution, by loops: dilate the error map (s - 1 zeros between
+    entries), pad it by k - 1 zeros (plus the rows no window reads), correlate it with
+    the kernel flipped in both directions, input and output channels exchanged, and cut
+    the padding off."""
+    (sh, sw), (ph, pw) = pair(stride), pair(padding)
+    N, K, Ho, Wo = delta.shape
+    _, C, kh, kw = W.shape
+    Hp, Wp = x_shape[2] + 2 * ph, x_shape[3] + 2 * pw
+    full = np.zeros((N, K, Hp + kh - 1, Wp + kw - 1))
+    for i in range(Ho):
+        for j in range(Wo):
+            full[:, :, kh - 1 + i * sh, kw - 1 + j * sw] = delta[:, :, i, j]
+    flipped = W[:, :, ::-1, ::-1]
+    gp = np.zeros((N, C, Hp, Wp))
+    for r in range(Hp):
+        for t in range(Wp):
+            for u in range(kh):
+                for v in range(kw):
+                    gp[:, :, r, t] += full[:, :, r + u, t + v] @ flipped[:, :, u, v]
+    return gp[:, :, ph : ph + x_shape[2], pw : pw + x_shape[3]]
+
+
+INPUT_GRAD_CASES = CASES + [
+    (2, 2, 8, 8, 3, 3, 2, 0),  # stride 2 leaves row and column 7 unread
+    (1, 2, 6, 7, 2, (2, 3), (1, 3), (2, 1)),  # padding wider than half the kernel
+]
+
+
+@pytest.mark.parametrize("case", INPUT_GRAD_CASES)
+def test_input_gradient_is_full_correlation_with_flipped_kernel(case):
+    """Conv2d's input gradient (matmul rule, then col2im) equals the transposed
+    convolution written independently with loops (chapter 12)."""
+    conv, x, stride, padding = make_case(case, seed=8)
+    xt = Tensor(x, requires_grad=True)
+    out = conv(xt)
+    delta = np.random.default_rng(9).standard_normal(out.shape)
+    out.backward(delta)
+    ref = flipped_full_correlation(delta, conv.W.data, x.shape, stride, padding)
+    np.testing.assert_allclose(xt.grad, ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", INPUT_GRAD_CASES[-2:])
+def test_input_gradient_matches_central_differences_everywhere(case):
+    """Every entry of the input gradient, including the unread border rows (exactly 0)."""
+    conv, x, stride, padding = make_case(case, seed=10)
+    x = x[:1]
+    xt = Tensor(x, requires_grad=True)
+    R = np.random.default_rng(11).standard_normal(conv(x).shape)
+    (conv(xt) * R).sum().backward()
+    W, b = conv.W.data, conv.b.data
+    (num,) = central_differences(
+        lambda: float(np.sum(naive_conv(x, W, b, stride, padding) * R)), [x]
+    )
+    np.testing.assert_allclose(xt.grad, num, rtol=1e-6, atol=1e-8)
+    if case == INPUT_GRAD_CASES[-2]:
+        assert np.all(xt.grad[:, :, 7, :] == 0) and np.all(xt.grad[:, :, :, 7] == 0)
