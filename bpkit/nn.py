@@ -14,6 +14,8 @@ the weight from node k of layer l-1 to node j of layer l.
 - :class:`BatchNorm1d` and :class:`LayerNorm` (chapter 12), with PyTorch's semantics;
   ``train()``/``eval()`` switch a network's batch normalisation between batch and
   running statistics, which ``state_dict()`` holds as buffers (not parameters).
+- :class:`RNN` and :class:`LSTM` (chapter 14): one recurrent layer, batch first
+  (batch, time, features), with PyTorch's equations, parameter names and initialisation.
 
 Initialisation is named and seeded (``seed`` is an int, a ``np.random.Generator``, or None
 for fresh entropy):
@@ -56,6 +58,8 @@ __all__ = [
     "im2col",
     "BatchNorm1d",
     "LayerNorm",
+    "RNN",
+    "LSTM",
 ]
 
 Seed = int | np.random.Generator | None
@@ -722,3 +726,179 @@ class MaxPool2d(_Pool2d):
     def forward(self, x: Any) -> Tensor:
         cols, (N, C, Ho, Wo) = self._windows(x)
         return cols.max(axis=1).reshape(N, C, Ho, Wo)
+
+
+# -- recurrent (chapter 14) ---------------------------------------------------------------
+
+
+class _Recurrent(Module):
+    """What RNN and LSTM share: PyTorch's parameters, initialisation and checks."""
+
+    n_gates = 1  # blocks of n_hidden rows in weight_ih, weight_hh, bias_ih, bias_hh
+
+    def __init__(
+        self, n_in: int, n_hidden: int, bias: bool, seed: Seed, dtype: Any
+    ) -> None:
+        who = type(self).__name__
+        if not _positive_ints(n_in, n_hidden):
+            raise ValueError(
+                f"{who}: sizes must be positive ints, got n_in={n_in!r}, "
+                f"n_hidden={n_hidden!r}"
+            )
+        dt = _float_dtype(dtype, who)
+        self.n_in, self.n_hidden = n_in, n_hidden
+        rng, r, G = _rng(seed), 1.0 / np.sqrt(n_hidden), self.n_gates * n_hidden
+        shapes = {"weight_ih": (G, n_in), "weight_hh": (G, n_hidden)}
+        if bias:
+            shapes |= {"bias_ih": (G,), "bias_hh": (G,)}
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            value = None
+            if name in shapes:  # every entry ~ U(-r, r), r = 1/sqrt(n_hidden)
+                w = rng.uniform(-r, r, shapes[name]).astype(dt)
+                value = Tensor(w, requires_grad=True, label=name)
+            setattr(self, name, value)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.weight_ih.dtype
+
+    def _inputs(self, x: Any) -> tuple[Any, int, int]:
+        """(x W_ih^T + b_ih for every step, shape (B, T, G); B; T)."""
+        who = type(self).__name__
+        x = _as_input(x, self.dtype, who)
+        if x.ndim != 3 or x.shape[2] != self.n_in or x.shape[1] == 0:
+            hint = " (one sequence? add a batch axis: x[None])" if x.ndim == 2 else ""
+            raise ValueError(
+                f"{who}: expected input of shape (batch, time, {self.n_in}) with "
+                f"time >= 1 (batch first), got {tuple(x.shape)}{hint}"
+            )
+        B, T = x.shape[0], x.shape[1]
+        flat = x.reshape(B * T, self.n_in)
+        xz = F.linear(flat, self.weight_ih, self.bias_ih)
+        return xz.reshape(B, T, self.n_gates * self.n_hidden), B, T
+
+    def _state(self, s: Any, B: int, name: str) -> Any:
+        """An initial state: zeros (B, n_hidden) for None, else checked."""
+        if s is None:
+            return Tensor(np.zeros((B, self.n_hidden), dtype=self.dtype))
+        who = type(self).__name__
+        s = _as_input(s, self.dtype, who)
+        if tuple(s.shape) != (B, self.n_hidden):
+            raise ValueError(
+                f"{who}: {name} must have shape (batch, n_hidden) = "
+                f"{(B, self.n_hidden)}, got {tuple(s.shape)}"
+            )
+        return s
+
+    def _recur(self, h: Any) -> Any:
+        """h W_hh^T + b_hh, the recurrent part of the weighted input."""
+        return F.linear(h, self.weight_hh, self.bias_hh)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.n_in}, {self.n_hidden})"
+
+
+class RNN(_Recurrent):
+    """A single-layer recurrent network (Elman), batch first, as ``torch.nn.RNN``.
+
+    For each step t = 1, ..., T of an input x of shape (batch, time, n_in):
+
+        z_t = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh,    h_t = f(z_t),
+
+    with f = tanh or relu (``nonlinearity``) and h_0 = 0 unless given. The
+    same W_ih, W_hh, b_ih, b_hh serve every step: in the unrolled graph each
+    has T consumers, so its gradient is a sum over time (backpropagation
+    through time). ``weight_ih`` (n_hidden, n_in), ``weight_hh`` (n_hidden,
+    n_hidden), ``bias_ih`` and ``bias_hh`` (n_hidden,) are drawn, in that
+    order, from U(-1/sqrt(n_hidden), 1/sqrt(n_hidden)) as in PyTorch.
+
+    ``rnn(x, h0=None)`` returns ``(output, h_n)``: every h_t as ``output``
+    of shape (batch, time, n_hidden), and the last, h_T, of shape
+    (batch, n_hidden). (PyTorch's h_n has an extra leading axis of length
+    1, num_layers times directions; here there is one layer, one direction.)
+    """
+
+    def __init__(
+        self,
+        n_in: int,
+        n_hidden: int,
+        nonlinearity: str = "tanh",
+        bias: bool = True,
+        seed: Seed = None,
+        dtype: Any = np.float64,
+    ) -> None:
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(
+                f"RNN: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}"
+            )
+        super().__init__(n_in, n_hidden, bias, seed, dtype)
+        self.nonlinearity = nonlinearity
+
+    def forward(self, x: Any, h0: Any = None) -> tuple[Tensor, Tensor]:
+        xz, B, T = self._inputs(x)
+        h = self._state(h0, B, "h0")
+        f = _ACTIVATIONS[self.nonlinearity]
+        hs = []
+        for t in range(T):
+            h = f(xz[:, t] + self._recur(h))  # h_t = f(z_t)
+            hs.append(h)
+        return ops.stack(hs, axis=1), h
+
+    def __repr__(self) -> str:
+        return f"RNN({self.n_in}, {self.n_hidden}, nonlinearity={self.nonlinearity!r})"
+
+
+class LSTM(_Recurrent):
+    """A single-layer long short-term memory, batch first, as ``torch.nn.LSTM``.
+
+    For each step t, with the gates in PyTorch's order (i, f, g, o):
+
+        i_t = sigma(W_ii x_t + b_ii + W_hi h_{t-1} + b_hi)    input gate
+        f_t = sigma(W_if x_t + b_if + W_hf h_{t-1} + b_hf)    forget gate
+        g_t = tanh(W_ig x_t + b_ig + W_hg h_{t-1} + b_hg)     cell input
+        o_t = sigma(W_io x_t + b_io + W_ho h_{t-1} + b_ho)    output gate
+        c_t = f_t * c_{t-1} + i_t * g_t,    h_t = o_t * tanh(c_t),
+
+    (* elementwise), h_0 = c_0 = 0 unless given. The cell state c is updated
+    by addition: along the path c_{t-1} -> c_t its Jacobian is diag(f_t), no
+    weight matrix and no squashing derivative. ``weight_ih`` (4 n_hidden,
+    n_in) stacks W_ii, W_if, W_ig, W_io; ``weight_hh`` (4 n_hidden, n_hidden)
+    and the biases (4 n_hidden,) likewise; all drawn from
+    U(-1/sqrt(n_hidden), 1/sqrt(n_hidden)) as in PyTorch.
+
+    ``lstm(x, state=None)`` with ``state = (h0, c0)`` returns
+    ``(output, (h_n, c_n))``: every h_t, shape (batch, time, n_hidden), and
+    the last hidden and cell states, shape (batch, n_hidden) each.
+    """
+
+    n_gates = 4
+
+    def __init__(
+        self,
+        n_in: int,
+        n_hidden: int,
+        bias: bool = True,
+        seed: Seed = None,
+        dtype: Any = np.float64,
+    ) -> None:
+        super().__init__(n_in, n_hidden, bias, seed, dtype)
+
+    def forward(
+        self, x: Any, state: tuple[Any, Any] | None = None
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        xz, B, T = self._inputs(x)
+        if state is not None and len(state) != 2:
+            raise ValueError("LSTM: state must be a pair (h0, c0)")
+        h0, c0 = (None, None) if state is None else state
+        h, c = self._state(h0, B, "h0"), self._state(c0, B, "c0")
+        H, hs = self.n_hidden, []
+        for t in range(T):
+            z = xz[:, t] + self._recur(h)  # (B, 4H): blocks i, f, g, o
+            i = z[:, :H].sigmoid()
+            f = z[:, H : 2 * H].sigmoid()
+            g = z[:, 2 * H : 3 * H].tanh()
+            o = z[:, 3 * H :].sigmoid()
+            c = f * c + i * g  # the additive cell update
+            h = o * c.tanh()
+            hs.append(h)
+        return ops.stack(hs, axis=1), (h, c)

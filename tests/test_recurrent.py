@@ -216,7 +216,7 @@ def test_stack_primitive():
         ts = [Tensor(x.copy(), requires_grad=True) for x in xs]
         (ops.stack(ts, axis=axis) * R).sum().backward()
         for i, t in enumerate(ts):
-            def c(xi, i=i):
+            def c(xi, i=i, axis=axis, R=R):
                 args = [xi if j == i else xj for j, xj in enumerate(xs)]
                 return float((np.stack(args, axis=axis) * R).sum())
 
