@@ -136,7 +136,7 @@ def log_softmax(z: Any, axis: int = -1) -> Any:
 def standardize(x: Any, axis: int | tuple[int, ...] = -1, eps: float = 1e-5) -> Any:
     """xhat = (x - mu) / sqrt(sigma^2 + eps), mu and sigma^2 the mean and biased variance
     over ``axis``: layer normalisation over the last axis (the default), batch
-    normalisation over axis 0 (chapter 12). One node (:func:`bpkit.ops.standardize`) with
+    normalisation over axis 0 (chapter 12). One node (``bpkit.ops.standardize``) with
     the fused rule dC/dx = (g - mean(g) - xhat mean(g xhat)) / sqrt(sigma^2 + eps)."""
     x = _array_arg(x, "standardize")
     nd = len(x.shape)

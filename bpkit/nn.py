@@ -507,7 +507,7 @@ class BatchNorm1d(Module):
     Training mode: with the batch mean mu_j and biased variance sigma_j^2 of feature j,
     xhat = (x - mu) / sqrt(sigma^2 + eps) and y = gamma xhat + beta (``weight`` gamma,
     ``bias`` beta, shape (n,)). The backward pass of xhat is one fused rule (the
-    primitive :func:`bpkit.ops.standardize`):
+    primitive ``bpkit.ops.standardize``):
     dC/dx = (g - mean_b g - xhat mean_b(g xhat)) / sqrt(sigma^2 + eps), g = gamma dC/dy.
     Each training call also updates the buffers
     running = (1 - momentum) running + momentum batch, with the *unbiased* variance
