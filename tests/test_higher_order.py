@@ -47,6 +47,7 @@ CASES = {
     "expand": (ops.expand, [(2, 1)], {"shape": (2, 3), "kept": (2, 1)}),
     "softmax": (ops.softmax, [(2, 4)], {"axis": 1}),
     "log_softmax": (ops.log_softmax, [(2, 4)], {"axis": -1}),
+    "standardize": (ops.standardize, [(3, 4)], {"axes": (0,), "eps": 1e-5}),
     "cross_entropy": (ops.cross_entropy, [(3, 4)], {"labels": np.array([0, 3, 3])}),
     "linear": (ops.linear, [(5, 3), (4, 3), (4,)], {}),
     "im2col": (ops.im2col, [(2, 2, 4, 5)], {"k": (2, 3), "s": (2, 1), "p": (1, 0)}),
