@@ -406,9 +406,10 @@ class Residual(Module):
     """Residual block (He et al. 2016): ``Residual(F)(z) = z + F(z)``.
 
     ``F`` is any module whose output has the shape of its input (a ValueError names both
-    shapes otherwise). The Jacobian of the block is I + dF/dz, so the backward pass
-    adds the branch's vector-Jacobian product to the adjoint it receives unchanged:
-    delta_in = delta_out + (dF/dz)^T delta_out. Parameters are the branch's.
+    shapes otherwise). The Jacobian of the block is I + dF/dz (chapter 13,
+    eq-13-residual), so the backward pass adds the branch's vector-Jacobian product to
+    the adjoint it receives unchanged: abar_in = abar_out + (dF/dz)^T abar_out, with
+    abar = dC/da the adjoint of a block's input or output. Parameters are the branch's.
     """
 
     def __init__(self, module: Module) -> None:
