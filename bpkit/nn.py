@@ -9,7 +9,7 @@ the weight from node k of layer l-1 to node j of layer l.
   ``save(path)``/``load(path)`` (``.npz``, no pickle);
 - :class:`Linear`, :class:`MLP`, :class:`Sequential`, :class:`Flatten`, the activations
   :class:`ReLU`, :class:`Tanh`, :class:`Sigmoid`;
-- :class:`Residual`: a skip connection around any shape-preserving module, z + F(z);
+- :class:`Residual`: a skip connection around any shape-preserving module, a + F(a);
 - :class:`Conv2d` (NCHW, by :func:`im2col`), :class:`AvgPool2d`, :class:`MaxPool2d`;
 - :class:`BatchNorm1d` and :class:`LayerNorm` (chapter 12), with PyTorch's semantics;
   ``train()``/``eval()`` switch a network's batch normalisation between batch and
@@ -403,12 +403,12 @@ class Sequential(Module):
 
 
 class Residual(Module):
-    """Residual block (He et al. 2016): ``Residual(F)(z) = z + F(z)``.
+    """Residual block (He et al. 2016): ``Residual(F)(a) = a + F(a)``.
 
     ``F`` is any module whose output has the shape of its input (a ValueError names both
-    shapes otherwise). The Jacobian of the block is I + dF/dz (chapter 13,
+    shapes otherwise). The Jacobian of the block is I + dF/da (chapter 13,
     eq-13-residual), so the backward pass adds the branch's vector-Jacobian product to
-    the adjoint it receives unchanged: abar_in = abar_out + (dF/dz)^T abar_out, with
+    the adjoint it receives unchanged: abar_in = abar_out + (dF/da)^T abar_out, with
     abar = dC/da the adjoint of a block's input or output. Parameters are the branch's.
     """
 
@@ -417,17 +417,17 @@ class Residual(Module):
             raise TypeError(f"Residual: expected a Module, got {type(module).__name__}")
         self.module = module
 
-    def forward(self, z: Any) -> Any:
-        if not isinstance(z, (Tensor, Dual)):
+    def forward(self, a: Any) -> Any:
+        if not isinstance(a, (Tensor, Dual)):
             params = self.module.parameters()
-            z = Tensor(np.asarray(z, dtype=params[0].dtype if params else np.float64))
-        out = self.module(z)
-        if out.shape != z.shape:
+            a = Tensor(np.asarray(a, dtype=params[0].dtype if params else np.float64))
+        out = self.module(a)
+        if out.shape != a.shape:
             raise ValueError(
-                f"Residual: the branch maps shape {z.shape} to {out.shape}; "
-                f"z + F(z) needs equal shapes"
+                f"Residual: the branch maps shape {a.shape} to {out.shape}; "
+                f"a + F(a) needs equal shapes"
             )
-        return z + out
+        return a + out
 
     def __repr__(self) -> str:
         return f"Residual({self.module!r})"

@@ -1,4 +1,4 @@
-"""Tests of bpkit.nn.Residual (a = z + F(z), chapter 13): forward, gradients against HIPS
+"""Tests of bpkit.nn.Residual (a + F(a), chapter 13): forward, gradients against HIPS
 autograd and central differences, the Jacobian I + dF/dz, forward mode and errors."""
 
 import autograd
