@@ -180,7 +180,7 @@ def _one_tensor(y: Any) -> Tensor:
 
 def checkpoint(f: Callable[..., Any], *inputs: Any,
                params: list[Tensor] | None = None) -> Any:
-    """y = f(*inputs) without keeping f's graph: f runs again in the backward pass.
+    """``y = f(*inputs)`` without keeping f's graph: f runs again in the backward pass.
 
     Gradient checkpointing (Chen et al. 2016; Griewank 1992): the result is one graph node
     whose inputs are ``inputs`` and the leaves that f reads besides them (``params``, such
