@@ -369,3 +369,427 @@ def test_figures_stay_light_in_dark_mode(site, browser):
         problems += [f"{mode} mode: console error: {e}" for e in visit.console_errors]
         visit.close()
     assert not problems, "\n".join(problems)
+
+
+# ---- Explorables (bpkit/explore.py): figures the reader drives ---------------------------
+
+EXPLORABLE_SHOTS = ROOT / "_build" / "screenshots"
+
+
+def open_explorable(browser, base: str, page_name: str, element_id: str):
+    visit = PageVisit(browser, base)
+    visit.page.goto(f"{base}/{page_name}", wait_until="load")
+    figure = visit.page.locator(f"#{element_id}")
+    visit.page.wait_for_selector(f"#{element_id}-root[data-ready]", timeout=20_000)
+    figure.scroll_into_view_if_needed()
+    return visit, figure
+
+
+def smallest_text_px(figure) -> float:
+    """The smallest font size on screen in a figure: SVG text scaled by its drawing, HTML
+    text as laid out."""
+    return figure.evaluate(
+        """fig => {
+          let least = Infinity;
+          for (const t of fig.querySelectorAll('svg text')) {
+            if (!t.textContent.trim()) continue;
+            const m = t.getScreenCTM();
+            const px = parseFloat(getComputedStyle(t).fontSize) * Math.hypot(m.a, m.b);
+            least = Math.min(least, px);
+          }
+          for (const e of fig.querySelectorAll('p, li, td, th, button, label, select, output,'
+                                               + ' figcaption')) {
+            if (e.offsetParent === null || !e.textContent.trim()) continue;
+            least = Math.min(least, parseFloat(getComputedStyle(e).fontSize));
+          }
+          return least;
+        }"""
+    )
+
+
+def chapter_5_graph():
+    """Eq. (5.1) as chapter 5 records it with bpkit.Value (same labels)."""
+    from bpkit import Value
+
+    x1, x2, w = Value(0.3, label="x1"), Value(-1.2, label="x2"), Value(0.7, label="w")
+    v4 = w * x1
+    v5 = w * x2
+    v6 = v4 + v5
+    v7 = v6.tanh()
+    v8 = v7 * v6
+    v9 = v8 + v4
+    for k, v in enumerate([v4, v5, v6, v7, v8, v9], start=4):
+        v.label = f"v{k}"
+    return v9
+
+
+def test_backprop_explorable_shows_bpkits_numbers(site, browser):
+    """Chapter 5's step-by-step figure: after k clicks on Step, the node it names and the
+    value and adjoint it shows are bpkit's (forward pass in topological order, then the
+    backward pass in reverse); in the breadth-first example the gradients of w and x1 come
+    out wrong, as a breadth-first sweep over bpkit's partials gives them; nothing is
+    fetched from another host; screenshots at the start and after a few steps."""
+    from bpkit.engine import topological_order
+
+    base, _ = site
+    root = chapter_5_graph()
+    root.backward()
+    order = topological_order(root)
+    forward = [v for v in order if v.inputs]
+    backward = forward[::-1]
+    visit, figure = open_explorable(browser, base, "book/05_reverse_mode.html",
+                                    "bpkit-backprop-5")
+    page, fid = visit.page, "bpkit-backprop-5"
+    EXPLORABLE_SHOTS.mkdir(parents=True, exist_ok=True)
+    figure.screenshot(path=str(EXPLORABLE_SHOTS / "explore_backprop_start.png"))
+    assert smallest_text_px(figure) >= 9
+    step = figure.locator("button[data-action=step]")
+    current = page.locator(f"#{fid}-current")
+    problems = []
+    for k in range(1, len(forward) + len(backward) + 1):
+        step.click()
+        shown = (current.get_attribute("data-node"),
+                 current.locator("[data-field=value]").inner_text(),
+                 current.locator("[data-field=adjoint]").inner_text())
+        if k <= len(forward):
+            v = forward[k - 1]
+            want = (v.label, f"{v.data:.4g}", "\u2013")
+        else:
+            v = backward[k - len(forward) - 1]
+            want = (v.label, f"{v.data:.4g}", f"{v.grad:.4g}")
+        if shown != want:
+            problems.append(f"step {k}: page shows {shown}, bpkit {want}")
+        if k == len(forward) + 3:
+            figure.screenshot(path=str(EXPLORABLE_SHOTS / "explore_backprop_steps.png"))
+    for leaf in (v for v in order if not v.inputs):
+        row = page.locator(f"#{fid}-result tr[data-leaf={leaf.label}] td").first
+        if row.inner_text() != f"{leaf.grad:.4g}":
+            problems.append(f"final {leaf.label}: {row.inner_text()} != {leaf.grad:.4g}")
+    assert "equals bpkit's backward()" in page.locator(f"#{fid}-verdict").inner_text()
+    assert step.is_disabled()
+
+    # the breadth-first order, swept by hand over bpkit's partials
+    page.select_option(f"#{fid}-example", "1")
+    levels, seen, frontier = [], {id(root)}, [root]  # root first, then by distance
+    while frontier:
+        levels.extend(frontier)
+        nxt = []
+        for node in frontier:
+            for x in node.inputs:
+                if id(x) not in seen:
+                    seen.add(id(x))
+                    nxt.append(x)
+        frontier = nxt
+    adjoint = {id(v): 0.0 for v in order}
+    adjoint[id(root)] = 1.0
+    for _ in range(len(forward)):
+        step.click()
+    for k, node in enumerate(n for n in levels if n.inputs):
+        step.click()
+        shown = (current.get_attribute("data-node"),
+                 current.locator("[data-field=adjoint]").inner_text())
+        want = (node.label, f"{adjoint[id(node)]:.4g}")
+        if shown != want:
+            problems.append(f"breadth-first step {k + 1}: page {shown}, by hand {want}")
+        for x, partial in zip(node.inputs, node.partials, strict=True):
+            adjoint[id(x)] += partial * adjoint[id(node)]
+    assert step.is_disabled()
+    wrong = page.locator(f"#{fid}-result td.bpx-late").all_inner_texts()
+    assert sorted(wrong) == sorted(f"{adjoint[id(v)]:.4g} \u2717" for v in order
+                                   if v.label in ("w", "x1")), wrong
+    assert "Wrong gradient: 2 of 3" in page.locator(f"#{fid}-verdict").inner_text()
+    problems += [f"request to another host: {url}" for url in visit.foreign]
+    problems += [f"console error: {e}" for e in visit.console_errors]
+    visit.close()
+    assert not problems, "\n".join(problems)
+
+
+def test_descent_explorable_slider_redraws_and_diverges(site, browser):
+    """Chapter 2's gradient-descent figure: its path is the iteration
+    w <- w - eta H (w - w*) (checked against NumPy), moving the learning-rate slider or
+    the start redraws it, and past eta_max = 2/lambda_max (from numpy.linalg.eigvalsh of
+    the Hessian) the figure says the path diverges; screenshots before and after."""
+    import numpy as np
+
+    base, _ = site
+    H, w_star = np.array([[2.0, 1.0], [1.0, 1.0]]), np.array([1.0, -1.0])
+    eta_max = 2 / np.linalg.eigvalsh(H).max()
+    visit, figure = open_explorable(browser, base, "book/02_linear_neuron.html",
+                                    "bpkit-descent-2")
+    page, fid = visit.page, "bpkit-descent-2"
+    EXPLORABLE_SHOTS.mkdir(parents=True, exist_ok=True)
+    figure.screenshot(path=str(EXPLORABLE_SHOTS / "explore_descent_start.png"))
+    assert smallest_text_px(figure) >= 9
+    data = page.evaluate(f"JSON.parse(document.getElementById('{fid}-data').textContent)")
+    assert abs(data["eta_max"] - eta_max) < 1e-9 * eta_max
+    path = page.locator(f"#{fid}-path")
+    verdict = page.locator(f"#{fid}-verdict")
+
+    def shown():
+        last = [float(v) for v in path.get_attribute("data-last").split(",")]
+        return (path.get_attribute("points"), int(path.get_attribute("data-points")),
+                np.array(last), verdict.inner_text())
+
+    def descent(start, eta, steps):
+        w = np.array(start, dtype=float)
+        for _ in range(steps):
+            w = w - eta * H @ (w - w_star)
+        return w
+
+    def set_eta(value):
+        page.eval_on_selector(f"#{fid}-eta", "(e, v) => { e.value = v; "
+                              "e.dispatchEvent(new Event('input', {bubbles: true})); }",
+                              str(value))
+
+    points_0, n_0, last_0, text_0 = shown()
+    assert n_0 == data["steps"] + 1
+    np.testing.assert_allclose(last_0, descent(data["start"], data["eta"], data["steps"]),
+                               rtol=1e-12, atol=1e-12)
+    assert text_0.startswith("converges")
+    set_eta(0.5)
+    points_1, _, last_1, text_1 = shown()
+    assert points_1 != points_0 and text_1.startswith("converges")
+    np.testing.assert_allclose(last_1, descent(data["start"], 0.5, data["steps"]),
+                               rtol=1e-12, atol=1e-12)
+    set_eta(0.8)  # past 2/lambda_max = 0.7639
+    assert 0.8 > eta_max
+    points_2, _, last_2, text_2 = shown()
+    assert points_2 != points_1
+    assert text_2.startswith("diverges: \u03b7 > 2/\u03bb_max"), text_2
+    assert path.get_attribute("data-diverges") == "true"
+    assert int(path.get_attribute("data-leaves")) > 0  # the path leaves the plot
+    np.testing.assert_allclose(last_2, descent(data["start"], 0.8, data["steps"]),
+                               rtol=1e-12)
+    figure.screenshot(path=str(EXPLORABLE_SHOTS / "explore_descent_diverges.png"))
+    # the start moves with the keyboard and by dragging, and the path follows it
+    set_eta(0.3)
+    handle = page.locator(f"#{fid}-start")
+    handle.focus()
+    page.keyboard.press("ArrowUp")
+    points_3, _, last_3, _ = shown()
+    moved = np.array(data["start"]) + [0.0, 0.1]
+    np.testing.assert_allclose(last_3, descent(moved, 0.3, data["steps"]), rtol=1e-12,
+                               atol=1e-12)
+    box = handle.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 60, y - 40, steps=4)
+    page.mouse.up()
+    points_4, _, _, _ = shown()
+    before, after = (np.array(p.split()[0].split(","), dtype=float)
+                     for p in (points_3, points_4))
+    assert np.hypot(*(after - before)) > 30  # the path starts where the start was dropped
+    assert handle.get_attribute("aria-label").startswith("start point w1 = ")
+    problems = [f"request to another host: {url}" for url in visit.foreign]
+    problems += [f"console error: {e}" for e in visit.console_errors]
+    visit.close()
+    assert not problems, "\n".join(problems)
+
+
+# ---- Legible at the page's width -----------------------------------------------------------
+
+LINE_LIMIT = 88  # characters: a code or output line longer than this does not fit the column
+MIN_SCREEN_PX = 9.0  # the smallest text of a figure, in CSS pixels at a 1280px viewport
+FONT_KEY = "figure_min_font_pt"  # cell metadata "bpkit": {FONT_KEY: points}
+TOC_ENTRY = re.compile(r"^\s*-\s*file:\s*(book/\d\d_\w+)\s*$", re.MULTILINE)
+
+
+def chapter_names() -> list[str]:
+    """The numbered chapters of the table of contents that exist as notebooks."""
+    names = TOC_ENTRY.findall((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    return [name for name in names if (ROOT / f"{name}.ipynb").exists()]
+
+
+def _notebook(name: str) -> dict:
+    import json
+
+    return json.loads((ROOT / f"{name}.ipynb").read_text(encoding="utf-8"))
+
+
+def _text(value) -> str:
+    return "".join(value) if isinstance(value, list) else value
+
+
+def figure_declarations(name: str) -> dict[str, tuple[float | None, float, int]]:
+    """Image file name as the built page links it (the SHA-256 of the PNG, as myst-nb
+    names it) -> (declared smallest font size in points or None, dpi, code cell number)."""
+    import base64
+    import hashlib
+
+    found = {}
+    code_cells = [c for c in _notebook(name)["cells"] if c["cell_type"] == "code"]
+    for number, cell in enumerate(code_cells, 1):
+        for output in cell.get("outputs", []):
+            png = output.get("data", {}).get("image/png")
+            if png is None:
+                continue
+            data = base64.b64decode(_text(png))
+            dpi = Image.open(io.BytesIO(data)).info.get("dpi", (72.0, 72.0))[0]
+            declared = cell.get("metadata", {}).get("bpkit", {}).get(FONT_KEY)
+            found[hashlib.sha256(data).hexdigest() + ".png"] = (declared, float(dpi), number)
+    return found
+
+
+@pytest.mark.parametrize("name", chapter_names())
+def test_notebook_lines_fit_the_column(name):
+    """Every line of code and every line of printed output (streams and plain-text results
+    that the page shows as text) is at most LINE_LIMIT characters: what the page's 12px
+    monospace fits in the article column (book/_assets/bpkit.css)."""
+    long_lines = []
+    code_cells = [c for c in _notebook(name)["cells"] if c["cell_type"] == "code"]
+    for number, cell in enumerate(code_cells, 1):
+        texts = [("code", _text(cell["source"]))]
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if output["output_type"] == "stream" and output.get("name") == "stdout":
+                texts.append(("output", _text(output["text"])))
+            elif "text/plain" in data and not {"text/html", "text/latex", "image/png"} & set(data):
+                texts.append(("output", _text(data["text/plain"])))
+        for kind, text in texts:
+            long_lines += [f"{name} code cell {number}: {kind} line of {len(line)} chars: "
+                           f"{line[:70]}" for line in text.splitlines() if len(line) > LINE_LIMIT]
+    assert not long_lines, "\n".join(long_lines)
+
+
+NAMED_SIZES = {"xx-small": 0.579, "x-small": 0.694, "small": 0.833}
+LITERAL_SIZE = re.compile(r"\b(?:fontsize|labelsize|titlesize)\b[\"']?\s*[=:]\s*([\d.]+)\b"
+                          r"|\.set_fontsize\(\s*([\d.]+)|[\"']size[\"']\s*:\s*([\d.]+)")
+NAMED_SIZE = re.compile(r"\b(?:fontsize|labelsize|titlesize)\b[\"']?\s*[=:]\s*[\"']"
+                        r"(xx-small|x-small|small)[\"']")
+BASE_SIZE = re.compile(r"[\"']font\.size[\"']\s*:\s*([\d.]+)")
+
+
+@pytest.mark.parametrize("name", chapter_names())
+def test_figures_declare_their_smallest_text(name):
+    """Every figure's plotting cell declares, in its cell metadata
+    ("bpkit": {"figure_min_font_pt": points}), the smallest text size it draws; the browser
+    test below turns it into pixels on the page. The declaration may not be larger than
+    any font size the cell writes literally (fontsize=8, "size": 7, labelsize=..., "small",
+    and the notebook's rcParams font.size that named sizes scale), so a cell that makes
+    its lettering smaller without lowering its declaration fails here. (Sizes that a cell
+    only reaches through a helper, a variable or another cell are the declaration's
+    responsibility: measure them with matplotlib's Text.get_fontsize over fig.findobj(Text).)"""
+    cells = _notebook(name)["cells"]
+    source = "\n".join(_text(c["source"]) for c in cells if c["cell_type"] == "code")
+    base = min([float(v) for v in BASE_SIZE.findall(source)] or [10.0])
+    problems = []
+    code_cells = [c for c in cells if c["cell_type"] == "code"]
+    for number, cell in enumerate(code_cells, 1):
+        if not any("image/png" in o.get("data", {}) for o in cell.get("outputs", [])):
+            continue
+        declared = cell.get("metadata", {}).get("bpkit", {}).get(FONT_KEY)
+        if not isinstance(declared, int | float):
+            problems.append(f"{name} code cell {number}: a figure without cell metadata "
+                            f'"bpkit": {{"{FONT_KEY}": <smallest font size in points>}}')
+            continue
+        text = _text(cell["source"])
+        sizes = [float(next(g for g in m if g)) for m in LITERAL_SIZE.findall(text)]
+        sizes += [NAMED_SIZES[m] * base for m in NAMED_SIZE.findall(text)]
+        if sizes and min(sizes) < declared:
+            problems.append(f"{name} code cell {number}: declares {declared} pt but draws "
+                            f"text at {min(sizes):g} pt")
+    assert not problems, "\n".join(problems)
+
+
+def _open_page(browser, base: str, name: str) -> PageVisit:
+    visit = PageVisit(browser, base)
+    visit.page.goto(f"{base}/{name}.html", wait_until="load")
+    if visit.page.locator(".math").count():
+        visit.page.wait_for_function(
+            "window.MathJax && MathJax.startup && MathJax.startup.promise")
+        visit.page.evaluate("MathJax.startup.promise")
+    return visit
+
+
+@pytest.mark.parametrize("name", chapter_names())
+def test_code_and_outputs_fit_their_boxes(site, browser, name):
+    """At a 1280px viewport no code block or output block of the chapter scrolls sideways:
+    with every folded cell and solution opened, each <pre> in the article has
+    scrollWidth <= clientWidth."""
+    base, _ = site
+    visit = _open_page(browser, base, name)
+    blocks = visit.page.evaluate("""() => {
+        document.querySelectorAll('details').forEach(d => { d.open = true; });
+        document.querySelectorAll('.toggle-hidden').forEach(
+            e => e.classList.remove('toggle-hidden'));
+        return [...document.querySelectorAll('article pre')].map(p => ({
+            scroll: p.scrollWidth, client: p.clientWidth,
+            kind: p.closest('.cell_output, .output') ? 'output' : 'code',
+            line: p.textContent.split('\\n').reduce((a, l) => l.length > a.length ? l : a, ''),
+        }));
+    }""")
+    visit.close()
+    assert blocks, f"{name}: no code blocks found"
+    unmeasured = [b for b in blocks if b["client"] == 0]
+    overflowing = [f"{name}: {b['kind']} block {i + 1}: content {b['scroll']}px wide in a "
+                   f"{b['client']}px box; longest line ({len(b['line'])} chars): {b['line'][:60]}"
+                   for i, b in enumerate(blocks) if b["scroll"] > b["client"]]
+    assert not unmeasured, f"{name}: {len(unmeasured)} code blocks not laid out"
+    assert not overflowing, f"{len(overflowing)} of {len(blocks)} blocks:\n" + "\n".join(
+        overflowing)
+
+
+@pytest.mark.parametrize("name", chapter_names())
+def test_figures_legible_as_placed(site, browser, name):
+    """Every figure's smallest text is at least MIN_SCREEN_PX pixels on the page at a
+    1280px viewport, and clicking the figure opens it at full size.
+
+    A PNG does not say how big its lettering is, so each plotting cell declares its
+    smallest font size f in points (test_figures_declare_their_smallest_text). The image
+    is drawn at D dots per inch (read from the PNG), so that text is f*D/72 pixels in the
+    image; the page shows the image at its rendered width w out of its natural width W,
+    so on screen the text is f*D/72*(w/W) pixels. A figure made wider (more inches, so
+    shrunk more to fit the column), drawn at a higher dpi without larger lettering, or
+    given smaller lettering fails here; so does a figure with no declaration."""
+    base, _ = site
+    declared = figure_declarations(name)
+    visit = _open_page(browser, base, name)
+    images = visit.page.evaluate("""() => [...document.querySelectorAll('article img')].map(i => ({
+        file: i.getAttribute('src').split('/').pop(), natural: i.naturalWidth,
+        shown: i.getBoundingClientRect().width,
+        link: i.closest('a') ? i.closest('a').href.split('/').pop() : null,
+    }))""")
+    visit.close()
+    problems = []
+    for image in images:
+        if image["link"] != image["file"]:
+            problems.append(f"{name}: {image['file']}: not a link to its full-size image")
+        if image["file"] not in declared:
+            problems.append(f"{name}: {image['file']}: not a figure of {name}.ipynb")
+            continue
+        points, dpi, cell = declared[image["file"]]
+        if points is None:
+            problems.append(f"{name} code cell {cell}: no declared smallest font size")
+            continue
+        scale = image["shown"] / image["natural"]
+        pixels = points * dpi / 72 * scale
+        if pixels < MIN_SCREEN_PX:
+            problems.append(
+                f"{name} code cell {cell}: {points:g} pt text at {dpi:.0f} dpi shown at "
+                f"{image['shown']:.0f} of {image['natural']} px (scale {scale:.2f}) is "
+                f"{pixels:.1f} px on screen; needs {MIN_SCREEN_PX:g} px: larger lettering, a "
+                f"smaller figsize or a split figure")
+    assert not problems, "\n".join(problems)
+
+
+def test_one_search_box_and_the_contents_beside_the_text(site, browser):
+    """At 1280px the page shows one search box (the sidebar's), and no chapter opens with
+    its table of contents folded away by a margin note in the first screen."""
+    base, _ = site
+    problems = []
+    for name in chapter_names():
+        visit = _open_page(browser, base, name)
+        visit.page.wait_for_timeout(300)  # the theme folds the contents from an observer
+        state = visit.page.evaluate("""() => ({
+            search: [...document.querySelectorAll('.search-button-field')].filter(
+                e => e.getBoundingClientRect().width > 0).length,
+            folded: document.querySelector('div.bd-sidebar-secondary').classList.contains('hide'),
+        })""")
+        visit.close()
+        if state["search"] != 1:
+            problems.append(f"{name}: {state['search']} search boxes")
+        if state["folded"]:
+            problems.append(f"{name}: the contents are folded into a dropdown at the top of "
+                            "the page (a margin note in the first screen)")
+    assert not problems, "\n".join(problems)
