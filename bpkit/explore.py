@@ -45,17 +45,23 @@ def fmt(x: float, digits: int = DIGITS) -> str:
 class Explorable:
     """An interactive figure: ``data`` (the JSON the script reads) and its HTML."""
 
-    def __init__(self, kind: str, element_id: str, data: dict, caption: str, label: str):
+    def __init__(self, kind: str, element_id: str, data: dict, caption: str, label: str,
+                 title: str = "An interactive figure"):
         if not element_id.replace("-", "").isalnum():
             raise ValueError(f"element_id must be letters, digits and '-', got {element_id!r}")
         self.kind, self.element_id, self.data = kind, element_id, data
-        self.caption, self.label = caption, label
+        self.caption, self.label, self.title = caption, label, title
 
     def __repr__(self) -> str:
         return f"Explorable({self.kind!r}, element_id={self.element_id!r})"
 
     def _repr_html_(self) -> str:
         return self.html()
+
+    def _repr_markdown_(self) -> str:
+        """What a format without scripts shows instead (the PDF edition)."""
+        return (f"**{self.title}** is an interactive figure: use it in the HTML edition of "
+                f"the book or in Jupyter.")
 
     def html(self) -> str:
         """The figure: a container, its caption, the data as JSON and the script inline."""
@@ -252,7 +258,8 @@ def backprop_explorer(
     label = ("Backprop step by step: a computation graph whose nodes show their values "
              "and adjoints as the forward and backward passes reach them, with buttons to "
              "step through both passes")
-    return Explorable("backprop", element_id, data, caption, label)
+    return Explorable("backprop", element_id, data, caption, label,
+                      title="Backprop, step by step")
 
 
 # -- gradient descent on a quadratic -----------------------------------------------------------
@@ -270,14 +277,16 @@ def descent_explorer(
     element_id: str = "bpkit-descent",
     caption: str = "",
 ) -> Explorable:
-    """Gradient descent w <- w - eta H (w - w*) on E(w) = E* + (w - w*)^T H (w - w*) / 2.
+    """Gradient descent ``w <- w - eta H (w - w*)`` on the quadratic error
+    ``E(w) = E* + (w - w*)^T H (w - w*) / 2``.
 
-    ``hessian`` is the symmetric positive-definite 2 x 2 matrix H, ``minimiser`` w*,
-    ``minimum`` E*. The figure draws the contours at ``levels`` (ellipses from H's
-    eigenvalues and eigenvectors, computed here by ``numpy.linalg.eigh``), the path of
-    ``steps`` steps from ``start``, a draggable start and a learning-rate slider from 0.01
-    to 1.3 eta_max, where eta_max = 2 / lambda_max is exported (``data["eta_max"]``).
-    Numbers are rounded to 10 significant digits, so the HTML is the same on every machine.
+    ``hessian`` is the symmetric positive-definite 2 x 2 matrix ``H``, ``minimiser`` is
+    ``w*`` and ``minimum`` is ``E*``. The figure draws the contours at ``levels`` (ellipses
+    from H's eigenvalues and eigenvectors, computed here by ``numpy.linalg.eigh``), the path
+    of ``steps`` steps from ``start``, a draggable start and a learning-rate slider from
+    0.01 to ``1.3 eta_max``, where ``eta_max = 2 / lambda_max`` is exported
+    (``data["eta_max"]``). The box must be square. Numbers are rounded to 10 significant
+    digits, so the HTML is the same on every machine.
     """
     H = np.asarray(hessian, dtype=float)
     if H.shape != (2, 2) or not np.allclose(H, H.T, rtol=0, atol=1e-12):
@@ -304,4 +313,5 @@ def descent_explorer(
     label = ("Gradient descent on the error surface: contour lines of the error with the "
              "path of gradient descent from a start the reader can drag, and a slider for "
              "the learning rate")
-    return Explorable("descent", element_id, data, caption, label)
+    return Explorable("descent", element_id, data, caption, label,
+                      title="Gradient descent on the error surface")

@@ -177,3 +177,9 @@ def test_descent_rejects_what_it_cannot_draw():
         descent_explorer(np.array([[1.0, 1.0], [1.0, 1.0]]), [0, 0])
     with pytest.raises(ValueError, match="square"):
         descent_explorer(H_TWO_CASES, [0, 0], box=(-1, 1, -2, 2))
+
+
+def test_formats_without_scripts_get_a_sentence():
+    fig = descent_explorer(H_TWO_CASES, [1.0, -1.0])
+    assert fig._repr_markdown_().startswith("**Gradient descent on the error surface**")
+    assert repr(fig) == "Explorable('descent', element_id='bpkit-descent')"

@@ -61,7 +61,8 @@
 
     var controls = h("div", { class: "bpx-controls" }, root);
     h("label", { for: id + "-example" }, controls, "Example:");
-    var select = h("select", { id: id + "-example" }, controls);
+    var select = h("select", { id: id + "-example", style: "width:auto;max-width:100%" },
+                   controls);
     data.examples.forEach(function (e, i) {
       h("option", { value: String(i) }, select, e.title);
     });
@@ -115,14 +116,22 @@
       var gEdges = s("g", {}, svg), gNodes = s("g", {}, svg), gLabels = s("g", {}, svg);
       ex.edges.forEach(function (e) {
         // from the bottom of the input's box to the top of its user's box; an edge that
-        // skips layers bows sideways around the boxes between, away from the middle
+        // skips layers runs from side to side, bowing around the boxes between, away
+        // from the middle
         var a = ex.nodes[e.from], b = ex.nodes[e.to];
         var x0 = a.x, y0 = a.y + bh / 2, x1 = b.x, y1 = b.y - bh / 2 - 2;
         var span = Math.max(1, Math.round((b.y - a.y) / ex.row));
-        var bow = 0;
-        if (span > 1) bow = (110 + 30 * (span - 1)) * ((x0 + x1) / 2 < W / 2 ? -1 : 1);
-        if (e.rep) bow += (e.rep % 2 ? 1 : -1) * 40 * Math.ceil(e.rep / 2);
-        var cx = (x0 + x1) / 2 + bow, cy = (y0 + y1) / 2;
+        var cx = (x0 + x1) / 2, cy = (y0 + y1) / 2;
+        if (span > 1) {
+          var side = (a.x + b.x) / 2 < W / 2 ? -1 : 1;
+          x0 = a.x + side * bw / 2;
+          y0 = a.y;
+          x1 = b.x + side * (bw / 2 + 2);
+          y1 = b.y;
+          cx = (side < 0 ? Math.min(x0, x1) : Math.max(x0, x1)) + side * (60 + 20 * span);
+          cy = (y0 + y1) / 2;
+        }
+        if (e.rep) cx += (e.rep % 2 ? 1 : -1) * 40 * Math.ceil(e.rep / 2);
         var d = "M" + x0 + "," + y0 + " Q" + cx + "," + cy + " " + x1 + "," + y1;
         var path = s("path", { d: d, fill: "none", stroke: "#555", "stroke-width": "1.4",
                                "marker-end": "url(#" + id + "-arrow)" }, gEdges);
@@ -192,7 +201,8 @@
       });
       if (step) {
         step.pushes.forEach(function (p) {
-          var v = view.edges[p.edge], text = "+" + p.term;
+          var v = view.edges[p.edge];
+          var text = p.term.charAt(0) === "-" ? p.term : "+" + p.term;
           var w = 8.2 * text.length + 10;
           s("rect", { x: v.mx - w / 2, y: v.my - 11, width: w, height: 21, rx: 4,
                       fill: "#fff", stroke: "#c0392b", "stroke-width": "1" }, view.gLabels);
