@@ -378,6 +378,8 @@ EXPLORABLE_SHOTS = ROOT / "_build" / "screenshots"
 
 def open_explorable(browser, base: str, page_name: str, element_id: str):
     visit = PageVisit(browser, base)
+    # the column as at 1280 px, tall enough for a whole figure in one screenshot
+    visit.page.set_viewport_size({"width": 1280, "height": 1400})
     visit.page.goto(f"{base}/{page_name}", wait_until="load")
     figure = visit.page.locator(f"#{element_id}")
     visit.page.wait_for_selector(f"#{element_id}-root[data-ready]", timeout=20_000)
