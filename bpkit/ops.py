@@ -26,6 +26,7 @@ This module imports nothing else of bpkit.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -54,6 +55,7 @@ class Primitive:
     ) -> None:
         self.name, self.fwd, self.vjps, self.jvps = name, fwd, vjps, jvps
         self.reads, self.residual = reads, residual
+        self.reads_data = reads is None or any(reads)  # the engine must save versions
 
     def __call__(self, *args: Any, **params: Any) -> Any:
         """Apply to arrays (the forward function), or let a graph type among the arguments
@@ -220,8 +222,10 @@ def where(mask: np.ndarray, a: Any, b: Any) -> Any:
 @primitive(
     "matmul",
     vjps=(
-        lambda g, out, a, b: _matmul_vjp(g, a, b, 0),
-        lambda g, out, a, b: _matmul_vjp(g, a, b, 1),
+        lambda g, out, a, b: matmul_like(g, b.T, a) if a.ndim == 2 == b.ndim
+        else _matmul_vjp(g, a, b, 0),
+        lambda g, out, a, b: matmul_like(a.T, g, b) if a.ndim == 2 == b.ndim
+        else _matmul_vjp(g, a, b, 1),
     ),
     jvps=(lambda da, out, a, b: np.matmul(da, b), lambda db, out, a, b: np.matmul(a, db)),
     reads=((1,), (0,)),
@@ -245,10 +249,8 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _matmul_vjp(g: Any, a: Any, b: Any, i: int) -> Any:
-    """dC/dA = G B^T (i = 0) or dC/dB = A^T G (i = 1), each in its operand's layout; a 1-D
-    A is a row and a 1-D B a column, summed over the batch axes and reshaped back."""
-    if a.ndim == 2 and b.ndim == 2:
-        return matmul_like(g, b.T, a) if i == 0 else matmul_like(a.T, g, b)
+    """dC/dA = G B^T (i = 0) or dC/dB = A^T G (i = 1) beyond two 2-D operands: a 1-D A is a
+    row and a 1-D B a column, summed over the batch axes and reshaped back."""
     a2 = a.reshape((1,) + a.shape) if a.ndim == 1 else a
     b2 = b.reshape(b.shape + (1,)) if b.ndim == 1 else b
     if a.ndim == 1 or b.ndim == 1:
@@ -264,9 +266,8 @@ def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
     extra = g.ndim - len(shape)
     if extra:
         g = g.sum(axis=tuple(range(extra)))
-    axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
-    if axes:
-        g = g.sum(axis=axes, keepdims=True)
+    if tuple(g.shape) != shape:
+        g = g.sum(axis=tuple(i for i, n in enumerate(shape) if n == 1), keepdims=True)
     return g
 
 
@@ -396,13 +397,19 @@ def reshape(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 @primitive(
     "transpose",
-    vjps=(lambda g, out, a, perm: g.transpose(tuple(perm.index(i) for i in range(len(perm)))),),
+    vjps=(lambda g, out, a, perm: g.transpose(_inverse(perm)),),
     jvps=(lambda da, out, a, perm: da.transpose(perm),),
     reads=((),),
 )
 def transpose(a: np.ndarray, perm: tuple[int, ...]) -> np.ndarray:
     """Permute the axes.  dC/da = g with the axes permuted back."""
     return a.transpose(perm)
+
+
+@functools.cache
+def _inverse(perm: tuple[int, ...]) -> tuple[int, ...]:
+    """The permutation that undoes ``perm``."""
+    return tuple(sorted(range(len(perm)), key=perm.__getitem__))
 
 
 @primitive(

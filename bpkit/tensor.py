@@ -124,12 +124,12 @@ class Tensor(Operators):
         node when grad mode is on and an input requires a gradient."""
         xs, arrays, needs_grad = [], [], False
         for a in args:
-            if isinstance(a, Tensor):
-                needs_grad = needs_grad or a.requires_grad
-            elif hasattr(a, "bind") and not isinstance(a, np.ndarray):
-                return a.bind(prim, *args, **params)  # forward mode carries the operation
-            else:
-                a = _constant(a, self._data)
+            if type(a) is not Tensor:
+                if hasattr(a, "bind") and not isinstance(a, (Tensor, np.ndarray)):
+                    return a.bind(prim, *args, **params)  # forward mode carries the operation
+                if not isinstance(a, Tensor):
+                    a = _constant(a, self._data)
+            needs_grad = needs_grad or a.requires_grad
             xs.append(a)
             arrays.append(a._data)
         try:
@@ -139,11 +139,12 @@ class Tensor(Operators):
                 raise
             shapes = " and ".join(str(a.shape) for a in arrays)
             raise ValueError(f"{prim.name}: shapes {shapes} cannot be broadcast together") from e
+        res = None
         if prim.residual:
             data, res = data
-        out = Tensor.__new__(Tensor)
         if type(data) is not np.ndarray:
             data = np.asarray(data)
+        out = Tensor.__new__(Tensor)
         out._data, out.grad, out.label, out.op, out.params = data, None, "", prim, params
         base = data.base
         if base is not None and (base is arrays[0] or base is arrays[0].base):
@@ -154,12 +155,10 @@ class Tensor(Operators):
         if modes.debug:
             _check_finite(prim, data, arrays)
         if needs_grad and modes.grad:
-            out.requires_grad, out.inputs = True, tuple(xs)
-            out.residual = res if prim.residual else None
-            if prim.reads is None or any(prim.reads):
-                out.saved_versions = (*[x._version[0] for x in xs], out._version[0])
-            else:
-                out.saved_versions = None
+            out.requires_grad, out.inputs, out.residual = True, tuple(xs), res
+            out.saved_versions = (
+                (*[x._version[0] for x in xs], out._version[0]) if prim.reads_data else None
+            )
         else:
             out.requires_grad, out.inputs, out.saved_versions, out.residual = False, (), None, None
         return out
