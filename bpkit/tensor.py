@@ -52,11 +52,13 @@ _HINTS = {"maximum": "t.relu() (for max(t, 0))", "negative": "-t", "absolute": N
 
 
 def _as_data(x: ArrayLike, like: np.ndarray | None = None) -> np.ndarray:
-    """A constant operand as an array; Python numbers take the dtype of ``like`` (weak, as in
-    NumPy); integer and boolean data become float64."""
+    """A constant operand as an array; Python numbers and boolean arrays (masks) take the dtype
+    of ``like`` (as in NumPy); integer data become float64."""
     if type(x) in (float, int, bool) and like is not None:
         return np.asarray(x, dtype=like.dtype)
     arr = np.asarray(x)
+    if arr.dtype.kind == "b" and like is not None:
+        return arr.astype(like.dtype)
     if arr.dtype.kind != "f":
         if arr.dtype.kind not in "biu":
             raise TypeError(
