@@ -640,6 +640,20 @@ def _shape_arg(shape: tuple) -> tuple:
     return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
 
 
+def _operator(prim: Primitive) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """The operator ``a (op) b`` and its reflected form ``b (op) a``, applying ``prim``."""
+    return (lambda self, other: self.bind(prim, self, other),
+            lambda self, other: self.bind(prim, other, self))
+
+
+def _method(prim: Primitive, doc: str) -> Callable[[Any], Any]:
+    """The method ``a.name()`` of a one-input primitive."""
+    def method(self: Any) -> Any:
+        return self.bind(prim, self)
+    method.__name__, method.__doc__ = prim.name, doc
+    return method
+
+
 class Operators:
     """NumPy-style operators and methods for a graph type that defines
     ``bind(prim, *args, **params)`` and ``shape``. Each one applies a primitive."""
@@ -657,29 +671,11 @@ class Operators:
     def size(self) -> int:
         return int(np.prod(self.shape))
 
-    def __add__(self, other: Any) -> Any:
-        return self.bind(add, self, other)
-
-    def __radd__(self, other: Any) -> Any:
-        return self.bind(add, other, self)
-
-    def __sub__(self, other: Any) -> Any:
-        return self.bind(sub, self, other)
-
-    def __rsub__(self, other: Any) -> Any:
-        return self.bind(sub, other, self)
-
-    def __mul__(self, other: Any) -> Any:
-        return self.bind(mul, self, other)
-
-    def __rmul__(self, other: Any) -> Any:
-        return self.bind(mul, other, self)
-
-    def __truediv__(self, other: Any) -> Any:
-        return self.bind(div, self, other)
-
-    def __rtruediv__(self, other: Any) -> Any:
-        return self.bind(div, other, self)
+    __add__, __radd__ = _operator(add)
+    __sub__, __rsub__ = _operator(sub)
+    __mul__, __rmul__ = _operator(mul)
+    __truediv__, __rtruediv__ = _operator(div)
+    __matmul__, __rmatmul__ = _operator(matmul)  # NumPy's rules: 1-D, batched leading axes
 
     def __pow__(self, other: Any) -> Any:
         """a^b elementwise; a number exponent k is a constant of the primitive pow_k."""
@@ -694,36 +690,12 @@ class Operators:
     def __neg__(self) -> Any:
         return self.bind(neg, self)
 
-    def __matmul__(self, other: Any) -> Any:
-        """Matrix product with NumPy's rules (1-D operands, batched leading axes)."""
-        return self.bind(matmul, self, other)
-
-    def __rmatmul__(self, other: Any) -> Any:
-        return self.bind(matmul, other, self)
-
-    def exp(self) -> Any:
-        """e^a elementwise."""
-        return self.bind(exp, self)
-
-    def log(self) -> Any:
-        """Natural logarithm elementwise."""
-        return self.bind(log, self)
-
-    def tanh(self) -> Any:
-        """tanh(a) elementwise."""
-        return self.bind(tanh, self)
-
-    def sigmoid(self) -> Any:
-        """sigma(a) = 1/(1 + e^{-a}) elementwise, stable for large abs(a)."""
-        return self.bind(sigmoid, self)
-
-    def relu(self) -> Any:
-        """max(a, 0) elementwise; derivative 0 at the kink."""
-        return self.bind(relu, self)
-
-    def softplus(self) -> Any:
-        """log(1 + e^a) elementwise, stable; derivative sigma(a)."""
-        return self.bind(softplus, self)
+    exp = _method(exp, "e^a elementwise.")
+    log = _method(log, "Natural logarithm elementwise.")
+    tanh = _method(tanh, "tanh(a) elementwise.")
+    sigmoid = _method(sigmoid, "sigma(a) = 1/(1 + e^{-a}) elementwise, stable for large abs(a).")
+    relu = _method(relu, "max(a, 0) elementwise; derivative 0 at the kink.")
+    softplus = _method(softplus, "log(1 + e^a) elementwise, stable; derivative sigma(a).")
 
     def softmax(self, axis: int = -1) -> Any:
         """e^{a_i} / sum_j e^{a_j} along ``axis`` (max subtracted first)."""
