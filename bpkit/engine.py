@@ -208,10 +208,9 @@ def backward(
             gx = vjp(g, out, *args, **params)
             if check:
                 _check_finite(node, x, gx, g)
-            if (  # the common case, inline: the first array of the input's shape and dtype
-                type(gx) is np.ndarray and gx.shape == a.shape and gx.dtype is a.dtype
-                and x not in adjoint
-            ):
+            if type(gx) is np.ndarray and gx.dtype is a.dtype and x not in adjoint:
+                if gx.shape != a.shape:  # the common case, inline: x's first gradient
+                    gx = np.asarray(unbroadcast(gx, a.shape))
                 adjoint[x] = gx
                 if gx is not g and gx.base is None:
                     owned.add(x)

@@ -491,12 +491,11 @@ def _onehot(labels: np.ndarray, like: Any) -> np.ndarray:
 def _ce_vjp(g: Any, out: Any, z: Any, labels: np.ndarray, res: Any = None) -> Any:
     """dC/dz = (softmax(z) - onehot(y)) g / N."""
     n = len(labels)
-    scale = g / n if n else g * np.nan
     if res is None:  # on Tensors: softmax(z) is recorded, for second derivatives
-        return (softmax(z, axis=1) - _onehot(labels, value(z))) * scale
+        return (softmax(z, axis=1) - _onehot(labels, value(z))) * (g / n if n else g * np.nan)
     d = res.copy()  # on arrays: the forward's softmax, minus onehot(y) in place
     d[np.arange(n), labels] -= 1
-    d *= scale
+    d *= g.item() / n if n else np.nan
     return d
 
 
