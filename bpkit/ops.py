@@ -106,53 +106,33 @@ def _swap(x: Any) -> Any:
     return x.transpose(tuple(range(n - 2)) + (n - 1, n - 2))
 
 
-def _zero(dx: Any, out: Any, *x: Any, **params: Any) -> Any:
-    """The JVP of an input that does not change the output (an integer power's exponent)."""
-    return np.zeros_like(out)
-
-
 # -- elementwise, two inputs (broadcasting) -----------------------------------------------
 
 
-@primitive(
-    "add",
-    vjps=(lambda g, out, a, b: g, lambda g, out, a, b: g),
-    jvps=(lambda da, out, a, b: da, lambda db, out, a, b: db),
-    reads=((), ()),
-)
+@primitive("add", vjps=(lambda g, out, a, b: g, lambda g, out, a, b: g),
+           jvps=(lambda da, out, a, b: da, lambda db, out, a, b: db), reads=((), ()))
 def add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """z = a + b.  dC/da = g, dC/db = g.  dz = da + db."""
     return np.add(a, b)
 
 
-@primitive(
-    "sub",
-    vjps=(lambda g, out, a, b: g, lambda g, out, a, b: -g),
-    jvps=(lambda da, out, a, b: da, lambda db, out, a, b: -db),
-    reads=((), ()),
-)
+@primitive("sub", vjps=(lambda g, out, a, b: g, lambda g, out, a, b: -g),
+           jvps=(lambda da, out, a, b: da, lambda db, out, a, b: -db), reads=((), ()))
 def sub(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """z = a - b.  dC/da = g, dC/db = -g.  dz = da - db."""
     return np.subtract(a, b)
 
 
-@primitive(
-    "mul",
-    vjps=(lambda g, out, a, b: g * b, lambda g, out, a, b: g * a),
-    jvps=(lambda da, out, a, b: da * b, lambda db, out, a, b: a * db),
-    reads=((1,), (0,)),
-)
+@primitive("mul", vjps=(lambda g, out, a, b: g * b, lambda g, out, a, b: g * a),
+           jvps=(lambda da, out, a, b: da * b, lambda db, out, a, b: a * db), reads=((1,), (0,)))
 def mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """z = a b.  dC/da = g b, dC/db = g a.  dz = da b + a db."""
     return np.multiply(a, b)
 
 
-@primitive(
-    "div",
-    vjps=(lambda g, out, a, b: g / b, lambda g, out, a, b: -g * out / b),
-    jvps=(lambda da, out, a, b: da / b, lambda db, out, a, b: -(out * db / b)),
-    reads=((1,), (1, -1)),
-)
+@primitive("div", vjps=(lambda g, out, a, b: g / b, lambda g, out, a, b: -g * out / b),
+           jvps=(lambda da, out, a, b: da / b, lambda db, out, a, b: -(out * db / b)),
+           reads=((1,), (1, -1)))
 def div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """z = a / b.  dC/da = g / b, dC/db = -g z / b.  dz = da / b - z db / b."""
     return np.divide(a, b)
@@ -190,12 +170,8 @@ def _dpow(a: Any, k: float) -> Any:
     return k * a ** (k - 1) if k != 0 else np.zeros_like(value(a))
 
 
-@primitive(
-    "pow_k",
-    vjps=(lambda g, out, a, k: g * _dpow(a, k),),
-    jvps=(lambda da, out, a, k: _dpow(a, k) * da,),
-    reads=((0,),),
-)
+@primitive("pow_k", vjps=(lambda g, out, a, k: g * _dpow(a, k),),
+           jvps=(lambda da, out, a, k: _dpow(a, k) * da,), reads=((0,),))
 def power_k(a: np.ndarray, k: float) -> np.ndarray:
     """z = a^k for a constant number k.  dC/da = g k a^(k-1).  dz = k a^(k-1) da."""
     return a**k
@@ -378,12 +354,8 @@ def max_(a: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
     return a.max(axis=axes, keepdims=keepdims)
 
 
-@primitive(
-    "reshape",
-    vjps=(lambda g, out, a, shape: g.reshape(a.shape),),
-    jvps=(lambda da, out, a, shape: da.reshape(shape),),
-    reads=((),),
-)
+@primitive("reshape", vjps=(lambda g, out, a, shape: g.reshape(a.shape),),
+           jvps=(lambda da, out, a, shape: da.reshape(shape),), reads=((),))
 def reshape(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Same entries, new shape.  dC/da = g reshaped back."""
     try:
@@ -395,12 +367,8 @@ def reshape(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         ) from e
 
 
-@primitive(
-    "transpose",
-    vjps=(lambda g, out, a, perm: g.transpose(_inverse(perm)),),
-    jvps=(lambda da, out, a, perm: da.transpose(perm),),
-    reads=((),),
-)
+@primitive("transpose", vjps=(lambda g, out, a, perm: g.transpose(_inverse(perm)),),
+           jvps=(lambda da, out, a, perm: da.transpose(perm),), reads=((),))
 def transpose(a: np.ndarray, perm: tuple[int, ...]) -> np.ndarray:
     """Permute the axes.  dC/da = g with the axes permuted back."""
     return a.transpose(perm)
@@ -412,12 +380,8 @@ def _inverse(perm: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(sorted(range(len(perm)), key=perm.__getitem__))
 
 
-@primitive(
-    "getitem",
-    vjps=(lambda g, out, a, index: scatter(g, index=index, shape=a.shape),),
-    jvps=(lambda da, out, a, index: da[index],),
-    reads=((),),
-)
+@primitive("getitem", vjps=(lambda g, out, a, index: scatter(g, index=index, shape=a.shape),),
+           jvps=(lambda da, out, a, index: da[index],), reads=((),))
 def getitem(a: np.ndarray, index: Any) -> np.ndarray:
     """z = a[index] (basic or integer-array indexing).  dC/da = g placed at the selected
     entries of zeros; an entry selected several times receives the sum."""
@@ -432,12 +396,9 @@ def _is_fancy(index: Any) -> bool:
     return any(isinstance(i, np.ndarray) for i in items)
 
 
-@primitive(
-    "scatter",
-    vjps=(lambda g, out, a, index, shape: getitem(g, index=index),),
-    jvps=(lambda da, out, a, index, shape: scatter(da, index=index, shape=shape),),
-    reads=((),),
-)
+@primitive("scatter", vjps=(lambda g, out, a, index, shape: getitem(g, index=index),),
+           jvps=(lambda da, out, a, index, shape: scatter(da, index=index, shape=shape),),
+           reads=((),))
 def scatter(a: np.ndarray, index: Any, shape: tuple[int, ...]) -> np.ndarray:
     """z = zeros of ``shape`` with a added at ``index`` (the VJP of getitem).  dC/da = g[index]."""
     out = np.zeros(shape, dtype=a.dtype)
@@ -560,12 +521,8 @@ def conv_out_size(n: int, k: int, s: int, p: int, who: str, axis: str) -> int:
     return (n + 2 * p - k) // s + 1
 
 
-@primitive(
-    "im2col",
-    vjps=(lambda g, out, x, k, s, p: col2im(g, shape=x.shape, k=k, s=s, p=p),),
-    jvps=(lambda dx, out, x, k, s, p: im2col(dx, k=k, s=s, p=p),),
-    reads=((),),
-)
+@primitive("im2col", vjps=(lambda g, out, x, k, s, p: col2im(g, shape=x.shape, k=k, s=s, p=p),),
+           jvps=(lambda dx, out, x, k, s, p: im2col(dx, k=k, s=s, p=p),), reads=((),))
 def im2col(x: np.ndarray, k: tuple[int, int], s: tuple[int, int],
            p: tuple[int, int]) -> np.ndarray:
     """The patches of NCHW x as rows, shape (N H' W', C kh kw): row (n, i, j) holds
@@ -582,12 +539,9 @@ def im2col(x: np.ndarray, k: tuple[int, int], s: tuple[int, int],
     return patches.transpose(0, 4, 5, 1, 2, 3).reshape(N * Ho * Wo, C * kh * kw)
 
 
-@primitive(
-    "col2im",
-    vjps=(lambda g, out, cols, shape, k, s, p: im2col(g, k=k, s=s, p=p),),
-    jvps=(lambda dc, out, cols, shape, k, s, p: col2im(dc, shape=shape, k=k, s=s, p=p),),
-    reads=((),),
-)
+@primitive("col2im", vjps=(lambda g, out, cols, shape, k, s, p: im2col(g, k=k, s=s, p=p),),
+           jvps=(lambda dc, out, cols, shape, k, s, p: col2im(dc, shape=shape, k=k, s=s, p=p),),
+           reads=((),))
 def col2im(cols: np.ndarray, shape: tuple[int, ...], k: tuple[int, int], s: tuple[int, int],
            p: tuple[int, int]) -> np.ndarray:
     """The adjoint of im2col: each patch entry is added back to the pixel it was copied
