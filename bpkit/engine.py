@@ -124,27 +124,16 @@ def _check_finite(node: Any, x: Any, gx: Any, g: Any) -> None:
 
 
 def _add(adjoint: dict, owned: set, x: Any, gx: Any, g: Any, create_graph: bool) -> None:
-    """adjoint[x] += gx, after summing gx back to x's shape (and casting it to x's dtype);
-    in place only into an array that a rule made (not g, not a view of another array)."""
+    """adjoint[x] += gx for a gradient that is not an array of x's dtype (a Tensor, with
+    ``create_graph``; a NumPy scalar; another dtype): summed back to x's shape and cast."""
     if not create_graph:
-        gx = np.asarray(gx)  # NumPy gives a scalar, not an array, for 0-d results
-    shape = x.shape
-    if tuple(gx.shape) != shape:
-        gx = unbroadcast(gx, shape)
+        gx = np.asarray(gx, dtype=x.dtype)
+    if tuple(gx.shape) != x.shape:
+        gx = unbroadcast(gx, x.shape)
     prev = adjoint.get(x)
-    if create_graph:
-        adjoint[x] = gx if prev is None else prev + gx
-        return
-    gx = np.asarray(gx, dtype=x.dtype)
-    if prev is None:
-        adjoint[x] = gx
-        if gx is not g and gx.base is None:
-            owned.add(x)
-    elif x in owned:
-        prev += gx
-    else:
-        adjoint[x] = np.asarray(prev + gx)
-        owned.add(x)
+    total = gx if prev is None else prev + gx
+    adjoint[x] = total if create_graph else np.asarray(total)
+    owned.discard(x)  # the engine does not add into it in place
 
 
 def backward(
@@ -208,14 +197,22 @@ def backward(
             gx = vjp(g, out, *args, **params)
             if check:
                 _check_finite(node, x, gx, g)
-            if type(gx) is np.ndarray and gx.dtype is a.dtype and x not in adjoint:
-                if gx.shape != a.shape:  # the common case, inline: x's first gradient
-                    gx = np.asarray(unbroadcast(gx, a.shape))
+            if type(gx) is not np.ndarray or gx.dtype is not a.dtype:
+                _add(adjoint, owned, x, gx, g, create_graph)  # Tensors, scalars, casts
+                continue
+            if gx.shape != a.shape:
+                gx = np.asarray(unbroadcast(gx, a.shape))
+            prev = adjoint.get(x)
+            if prev is None:
                 adjoint[x] = gx
                 if gx is not g and gx.base is None:
                     owned.add(x)
+            elif x in owned:
+                prev += gx
             else:
-                _add(adjoint, owned, x, gx, g, create_graph)
+                total = prev + gx  # NumPy gives a scalar, not an array, for 0-d operands
+                adjoint[x] = total if type(total) is np.ndarray else np.asarray(total)
+                owned.add(x)
 
     if not store:
         return [adjoint.get(x) for x in inputs]

@@ -126,11 +126,10 @@ class Tensor(Operators):
         node when grad mode is on and an input requires a gradient."""
         xs, arrays, needs_grad = [], [], False
         for a in args:
-            if type(a) is not Tensor:
-                if hasattr(a, "bind") and not isinstance(a, (Tensor, np.ndarray)):
+            if not isinstance(a, Tensor):
+                if hasattr(a, "bind") and not isinstance(a, np.ndarray):
                     return a.bind(prim, *args, **params)  # forward mode carries the operation
-                if not isinstance(a, Tensor):
-                    a = _constant(a, self._data)
+                a = _constant(a, self._data)
             needs_grad = needs_grad or a.requires_grad
             xs.append(a)
             arrays.append(a._data)

@@ -119,9 +119,10 @@ def hvp(f: Callable[..., Any], x: Any, v: Any) -> Any:
     many = isinstance(x, (list, tuple))
     x0 = [_array(a, "hvp") for a in (x if many else [x])]
     dx = [np.asarray(d, dtype=a.dtype) for a, d in zip(x0, v if many else [v])]  # noqa: B905
-    for a, d in zip(x0, dx):  # noqa: B905
-        if d.shape != a.shape or len(dx) != len(x0):
-            raise ValueError(f"hvp: direction v has shape {d.shape}, x has shape {a.shape}")
+    if len(dx) != len(x0) or any(d.shape != a.shape for a, d in zip(x0, dx)):  # noqa: B905
+        shapes = [d.shape for d in dx] if many else dx[0].shape
+        raise ValueError(f"hvp: direction v has shape {shapes}, x has shape "
+                         f"{[a.shape for a in x0] if many else x0[0].shape}")
     xt = [Tensor(a.copy(), requires_grad=True) for a in x0]
     old, engine.modes.grad = engine.modes.grad, True  # the backward pass must be recorded
     try:
