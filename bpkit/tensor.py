@@ -17,14 +17,15 @@ Conventions:
   from scratch on every call. ``backward(create_graph=True)`` records the backward pass
   too: the gradients are then Tensors that can be differentiated again.
 - ``max`` sends the gradient to the maximal entries; ties share it equally.
-- Python numbers mixed with a float32 tensor stay float32; float32 with float64 tensors
-  follows NumPy promotion (float64).
+- Python numbers and boolean masks mixed with a float32 tensor stay float32; float32 with
+  float64 tensors follows NumPy promotion (float64).
 - ``with no_grad():`` builds no graph; ``with debug():`` raises FloatingPointError where a
   forward (or backward) pass first produces NaN or inf. Both are per thread.
 - In-place changes: assigning to ``t.data`` (also ``t.data -= eta * g``) or calling
-  ``t.assign(w)`` raises ``t.version``; a node records the versions of its inputs and
-  output, and ``backward`` raises a RuntimeError naming the operation and the tensor if
-  one that a rule reads has changed since, instead of mixing new data into the old graph.
+  ``t.assign(w)`` raises ``t.version``; a node whose rules read data records the versions
+  of its inputs and output, and ``backward`` raises a RuntimeError naming the operation and
+  the tensor if one that a rule reads has changed since, instead of mixing new data into the
+  old graph.
 - NumPy: ``np.asarray(t)`` is ``t.data``; ``float(t)`` works for one element; a NumPy
   function of a Tensor (``np.exp(t)``) is refused with the name of the Tensor method to use.
 """
