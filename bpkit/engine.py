@@ -71,13 +71,13 @@ def topological_order(root: Any) -> list[Any]:
     depth-first search: no recursion limit)."""
     order: list[Any] = []
     seen = {root}
-    stack = [(root, iter(root.inputs))]
+    stack = [(root, reversed(root.inputs))]
     while stack:
         node, rest = stack[-1]
-        for k in rest:  # the next input not yet seen goes first
+        for k in rest:  # the next input not yet seen (the last input first) goes first
             if k not in seen:
                 seen.add(k)
-                stack.append((k, iter(k.inputs)))
+                stack.append((k, reversed(k.inputs)))
                 break
         else:  # all inputs are placed: place the node
             stack.pop()
