@@ -123,8 +123,12 @@ def sub(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.subtract(a, b)
 
 
-@primitive("mul", vjps=(lambda g, out, a, b: g * b, lambda g, out, a, b: g * a),
-           jvps=(lambda da, out, a, b: da * b, lambda db, out, a, b: a * db), reads=((1,), (0,)))
+@primitive(
+    "mul",
+    vjps=(lambda g, out, a, b: g * b, lambda g, out, a, b: g * a),
+    jvps=(lambda da, out, a, b: da * b, lambda db, out, a, b: a * db),
+    reads=((1,), (0,)),
+)
 def mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """z = a b.  dC/da = g b, dC/db = g a.  dz = da b + a db."""
     return np.multiply(a, b)
