@@ -361,6 +361,59 @@ def sweep(makers: dict) -> None:
         print(f"{label:18s} {fmt_ms(median(t, 'bpkit step'))} {cells} {fb:8.2f} {fn:14.2f}")
 
 
+# -- Hessian-vector products ----------------------------------------------------------------
+
+
+def hvp_row(sizes: list[int]) -> None:
+    """hvp / gradient of the MLP loss, for the parameters as a list of arrays and as one
+    flat vector (each W and b a slice of it, as for a Newton or Krylov method)."""
+    params = init_params(sizes)
+    x, y = make_data(sizes[0], sizes[-1])
+    arrays = [a for W, b in params for a in (W, b)]
+    rng = np.random.default_rng(2)
+    v = [rng.standard_normal(a.shape).astype(a.dtype) for a in arrays]
+    cuts = np.cumsum([a.size for a in arrays])[:-1]
+    flat = np.concatenate([a.ravel() for a in arrays])
+    vflat = np.concatenate([d.ravel() for d in v])
+
+    def loss(ps):
+        a = Tensor(x)
+        for i in range(0, len(ps), 2):
+            z = a @ ps[i].T + ps[i + 1]
+            a = z.relu() if i + 2 < len(ps) else z
+        return F.cross_entropy(a, y)
+
+    def flat_loss(theta):
+        parts = [theta[i:j] for i, j in zip([0, *cuts], [*cuts, None], strict=True)]
+        return loss([p.reshape(a.shape) for p, a in zip(parts, arrays, strict=True)])
+
+    def gradient():
+        ps = [Tensor(a.copy(), requires_grad=True) for a in arrays]
+        loss(ps).backward()
+
+    fns = {
+        "grad": gradient,
+        "hvp (list)": lambda: bpkit.hvp(loss, arrays, v),
+        "grad (flat)": lambda: bpkit.grad(flat_loss)(flat),
+        "hvp (flat)": lambda: bpkit.hvp(flat_loss, flat, vflat),
+    }
+    t = interleaved(fns, 5 if ARGS.quick else 15, warmup=1)
+    print(
+        f"{'-'.join(map(str, sizes)):16s} list of arrays: {ratio(t, 'hvp (list)', 'grad'):5.2f}x"
+        f" ({fmt_ms(median(t, 'hvp (list)'))} ms); flat vector: "
+        f"{ratio(t, 'hvp (flat)', 'grad (flat)'):5.2f}x ({fmt_ms(median(t, 'hvp (flat)'))} ms)"
+    )
+
+
+def hvp_table() -> None:
+    print(
+        "\n== Hessian-vector product of the MLP loss (batch 128, float32): time of bpkit.hvp / "
+        "time of one gradient (goal <= 5) =="
+    )
+    for sizes in ([784, 256, 256, 10], [784, 64, 64, 10]):
+        hvp_row(sizes)
+
+
 # -- scalar engines: bpkit.Value vs micrograd 0.1.0 --------------------------------------
 
 
@@ -450,6 +503,7 @@ def main() -> None:
             print(f"  {name}: {mod} {m.__version__}")
     main_table(makers)
     sweep(makers)
+    hvp_table()
     scalar_table()
 
 

@@ -70,20 +70,18 @@ def topological_order(root: Any) -> list[Any]:
     """All nodes that ``root`` depends on, each after its inputs, ``root`` last (iterative
     depth-first search: no recursion limit)."""
     order: list[Any] = []
-    seen = set()
-    stack = [(root, False)]
+    seen = {root}
+    stack = [(root, reversed(root.inputs))]
     while stack:
-        node, inputs_done = stack.pop()
-        if inputs_done:
-            order.append(node)
-            continue
-        if node in seen:
-            continue
-        seen.add(node)
-        stack.append((node, True))
-        for k in node.inputs:
+        node, rest = stack[-1]
+        for k in rest:  # the next input not yet seen (the last input first) goes first
             if k not in seen:
-                stack.append((k, False))
+                seen.add(k)
+                stack.append((k, reversed(k.inputs)))
+                break
+        else:  # all inputs are placed: place the node
+            stack.pop()
+            order.append(node)
     return order
 
 
@@ -111,48 +109,31 @@ def _check_versions(node: Any) -> None:
                 )
 
 
-def _check_finite(node: Any, x: Any, i: int, gx: Any, g: Any) -> None:
+def _check_finite(node: Any, x: Any, gx: Any, g: Any) -> None:
     """Under ``debug()``: raise if a rule made NaN or inf in an input's gradient."""
     gx = np.asarray(gx.data if hasattr(gx, "bind") else gx)
     if not np.isfinite(gx).all():
         bad = "NaN" if np.isnan(gx).any() else "inf"
         g = np.asarray(g.data if hasattr(g, "bind") else g)
         raise FloatingPointError(
-            f"{node.op.name}: backward pass produced {bad} in the gradient of input {i} "
+            f"{node.op.name}: backward pass produced {bad} in the gradient of input "
+            f"{node.inputs.index(x)} "
             f"(shape/dtype {describe(x.data)}); output gradient was "
             f"{'finite' if np.isfinite(g).all() else 'already non-finite'}"
         )
 
 
 def _add(adjoint: dict, owned: set, x: Any, gx: Any, g: Any, create_graph: bool) -> None:
-    """adjoint[x] += gx, after summing gx back to x's shape (and casting it to x's dtype);
-    in place only into an array that a rule made (not g, not a view of another array)."""
-    if create_graph:
-        if tuple(gx.shape) != x.shape:
-            gx = unbroadcast(gx, x.shape)
-        prev = adjoint.get(x)
-        adjoint[x] = gx if prev is None else prev + gx
-        return
-    data = x.data
-    fresh = gx is not g and getattr(gx, "base", None) is None
-    if type(gx) is not np.ndarray or gx.shape != data.shape or gx.dtype != data.dtype:
-        gx = np.asarray(gx)
-        if gx.shape != data.shape:
-            gx = np.asarray(unbroadcast(gx, data.shape))
-        if gx.dtype != data.dtype:
-            gx = gx.astype(data.dtype)
-        fresh = True
+    """adjoint[x] += gx for a gradient that is not an array of x's dtype (a Tensor, with
+    ``create_graph``; a NumPy scalar; another dtype): summed back to x's shape and cast."""
+    if not create_graph:
+        gx = np.asarray(gx, dtype=x.dtype)
+    if tuple(gx.shape) != x.shape:
+        gx = unbroadcast(gx, x.shape)
     prev = adjoint.get(x)
-    if prev is None:
-        adjoint[x] = gx
-        if fresh:
-            owned.add(x)
-    elif x in owned:
-        prev += gx
-    else:
-        total = prev + gx  # NumPy gives a scalar, not an array, for 0-d operands
-        adjoint[x] = total if type(total) is np.ndarray else np.asarray(total)
-        owned.add(x)
+    total = gx if prev is None else prev + gx
+    adjoint[x] = total if create_graph else np.asarray(total)
+    owned.discard(x)  # the engine does not add into it in place
 
 
 def backward(
@@ -184,60 +165,68 @@ def backward(
 
     adjoint: dict[Any, Any] = {}
     owned: set[Any] = set()  # the nodes whose adjoint is an array a rule just made
-    nodes = []
+    leaves = []
     for node in order:
-        if node.inputs:
-            nodes.append(node)
-            if node.saved_versions is not None:
-                _check_versions(node)  # before any rule runs, nothing is stored on error
-        elif inputs is None and node.grad is not None and node.requires_grad:
-            adjoint[node] = node.grad  # a leaf adds to what it holds
-    check = modes.debug
+        if node.saved_versions is not None:
+            _check_versions(node)  # before any rule runs, nothing is stored on error
+        elif not node.inputs:
+            leaves.append(node)
+            if inputs is None and node.grad is not None and node.requires_grad:
+                adjoint[node] = node.grad  # a leaf adds to what it holds
+    check, store = modes.debug, inputs is None
     _add(adjoint, owned, root, seed, None, create_graph)  # with create_graph, a Tensor seed
-    for node in reversed(nodes):
+    for node in reversed(order):
+        xs = node.inputs
+        if not xs:
+            continue
         g = adjoint.get(node)
+        if store:
+            node.grad = g  # an intermediate node's adjoint is complete when it is reached
         if g is None:
             continue
-        xs, params = node.inputs, node.params
+        params = node.params
         if create_graph:
             out, args = node, xs
         else:
             out, args = node.data, [x.data for x in xs]
-        i = -1
-        for x, vjp in zip(xs, node.op.vjps):  # noqa: B905 (a bias may be absent)
-            i += 1
+            if node.residual is not None:
+                params = {**params, "res": node.residual}
+        for x, a, vjp in zip(xs, args, node.op.vjps):  # noqa: B905 (a bias may be absent)
             if not x.requires_grad:
                 continue
-            if create_graph or node.residual is None:
-                gx = vjp(g, out, *args, **params)
-            else:
-                gx = vjp(g, out, *args, res=node.residual, **params)
+            gx = vjp(g, out, *args, **params)
             if check:
-                _check_finite(node, x, i, gx, g)
-            if (  # the common case, inline: an array of the input's shape and dtype
-                type(gx) is np.ndarray and x not in adjoint and not create_graph
-                and gx.shape == x.shape and gx.dtype == x.dtype
-            ):
+                _check_finite(node, x, gx, g)
+            if type(gx) is not np.ndarray or gx.dtype is not a.dtype:
+                _add(adjoint, owned, x, gx, g, create_graph)  # Tensors, scalars, casts
+                continue
+            if gx.shape != a.shape:
+                gx = np.asarray(unbroadcast(gx, a.shape))
+            prev = adjoint.get(x)
+            if prev is None:
                 adjoint[x] = gx
                 if gx is not g and gx.base is None:
                     owned.add(x)
+            elif x in owned:
+                prev += gx
             else:
-                _add(adjoint, owned, x, gx, g, create_graph)
+                total = prev + gx  # NumPy gives a scalar, not an array, for 0-d operands
+                adjoint[x] = total if type(total) is np.ndarray else np.asarray(total)
+                owned.add(x)
 
-    if inputs is not None:
+    if not store:
         return [adjoint.get(x) for x in inputs]
     loose: set[int] = set()  # the memory of the leaves' gradients that no rule made
-    for node in order:
-        if node.inputs:
-            node.grad = adjoint.get(node)
-        elif node in adjoint:
-            g = adjoint[node]
-            if not create_graph and node not in owned and g is not node.grad:
-                # a view of another node's gradient: copy it if it is read-only or shared
-                # with another leaf's gradient (both operands of a + b), else keep it
-                base = id(g if g.base is None else g.base)
-                if not g.flags.writeable or base in loose:
-                    g = g.copy()
-                loose.add(base)
-            node.grad = g
+    for node in leaves:
+        g = adjoint.get(node)
+        if g is None:
+            continue
+        if not create_graph and node not in owned and g is not node.grad:
+            # a view of another node's gradient: copy it if it is read-only or shared with
+            # another leaf's gradient (both operands of a + b), else keep it
+            base = id(g if g.base is None else g.base)
+            if not g.flags.writeable or base in loose:
+                g = g.copy()
+            loose.add(base)
+        node.grad = g
     return None

@@ -26,6 +26,7 @@ This module imports nothing else of bpkit.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -55,6 +56,7 @@ class Primitive:
         self.name, self.fwd, self.vjps, self.jvps = name, fwd, vjps, jvps
         self.__doc__ = fwd.__doc__  # the equation and its rules, for help() and the API page
         self.reads, self.residual = reads, residual
+        self.reads_data = reads is None or any(reads)  # the engine must save versions
 
     def __call__(self, *args: Any, **params: Any) -> Any:
         """Apply to arrays (the forward function), or let a graph type among the arguments
@@ -105,31 +107,18 @@ def _swap(x: Any) -> Any:
     return x.transpose(tuple(range(n - 2)) + (n - 1, n - 2))
 
 
-def _zero(dx: Any, out: Any, *x: Any, **params: Any) -> Any:
-    """The JVP of an input that does not change the output (an integer power's exponent)."""
-    return np.zeros_like(out)
-
-
 # -- elementwise, two inputs (broadcasting) -----------------------------------------------
 
 
-@primitive(
-    "add",
-    vjps=(lambda g, out, a, b: g, lambda g, out, a, b: g),
-    jvps=(lambda da, out, a, b: da, lambda db, out, a, b: db),
-    reads=((), ()),
-)
+@primitive("add", vjps=(lambda g, out, a, b: g, lambda g, out, a, b: g),
+           jvps=(lambda da, out, a, b: da, lambda db, out, a, b: db), reads=((), ()))
 def add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """z = a + b.  dC/da = g, dC/db = g.  dz = da + db."""
     return np.add(a, b)
 
 
-@primitive(
-    "sub",
-    vjps=(lambda g, out, a, b: g, lambda g, out, a, b: -g),
-    jvps=(lambda da, out, a, b: da, lambda db, out, a, b: -db),
-    reads=((), ()),
-)
+@primitive("sub", vjps=(lambda g, out, a, b: g, lambda g, out, a, b: -g),
+           jvps=(lambda da, out, a, b: da, lambda db, out, a, b: -db), reads=((), ()))
 def sub(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """z = a - b.  dC/da = g, dC/db = -g.  dz = da - db."""
     return np.subtract(a, b)
@@ -146,12 +135,9 @@ def mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.multiply(a, b)
 
 
-@primitive(
-    "div",
-    vjps=(lambda g, out, a, b: g / b, lambda g, out, a, b: -g * out / b),
-    jvps=(lambda da, out, a, b: da / b, lambda db, out, a, b: -(out * db / b)),
-    reads=((1,), (1, -1)),
-)
+@primitive("div", vjps=(lambda g, out, a, b: g / b, lambda g, out, a, b: -g * out / b),
+           jvps=(lambda da, out, a, b: da / b, lambda db, out, a, b: -(out * db / b)),
+           reads=((1,), (1, -1)))
 def div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """z = a / b.  dC/da = g / b, dC/db = -g z / b.  dz = da / b - z db / b."""
     return np.divide(a, b)
@@ -189,12 +175,8 @@ def _dpow(a: Any, k: float) -> Any:
     return k * a ** (k - 1) if k != 0 else np.zeros_like(value(a))
 
 
-@primitive(
-    "pow_k",
-    vjps=(lambda g, out, a, k: g * _dpow(a, k),),
-    jvps=(lambda da, out, a, k: _dpow(a, k) * da,),
-    reads=((0,),),
-)
+@primitive("pow_k", vjps=(lambda g, out, a, k: g * _dpow(a, k),),
+           jvps=(lambda da, out, a, k: _dpow(a, k) * da,), reads=((0,),))
 def power_k(a: np.ndarray, k: float) -> np.ndarray:
     """z = a^k for a constant number k.  dC/da = g k a^(k-1).  dz = k a^(k-1) da."""
     return a**k
@@ -221,8 +203,10 @@ def where(mask: np.ndarray, a: Any, b: Any) -> Any:
 @primitive(
     "matmul",
     vjps=(
-        lambda g, out, a, b: _matmul_vjp(g, a, b, 0),
-        lambda g, out, a, b: _matmul_vjp(g, a, b, 1),
+        lambda g, out, a, b: matmul_like(g, b.T, a) if a.ndim == 2 == b.ndim
+        else _matmul_vjp(g, a, b, 0),
+        lambda g, out, a, b: matmul_like(a.T, g, b) if a.ndim == 2 == b.ndim
+        else _matmul_vjp(g, a, b, 1),
     ),
     jvps=(lambda da, out, a, b: np.matmul(da, b), lambda db, out, a, b: np.matmul(a, db)),
     reads=((1,), (0,)),
@@ -246,10 +230,8 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _matmul_vjp(g: Any, a: Any, b: Any, i: int) -> Any:
-    """dC/dA = G B^T (i = 0) or dC/dB = A^T G (i = 1), each in its operand's layout; a 1-D
-    A is a row and a 1-D B a column, summed over the batch axes and reshaped back."""
-    if a.ndim == 2 and b.ndim == 2:
-        return matmul_like(g, b.T, a) if i == 0 else matmul_like(a.T, g, b)
+    """dC/dA = G B^T (i = 0) or dC/dB = A^T G (i = 1) beyond two 2-D operands: a 1-D A is a
+    row and a 1-D B a column, summed over the batch axes and reshaped back."""
     a2 = a.reshape((1,) + a.shape) if a.ndim == 1 else a
     b2 = b.reshape(b.shape + (1,)) if b.ndim == 1 else b
     if a.ndim == 1 or b.ndim == 1:
@@ -265,9 +247,8 @@ def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
     extra = g.ndim - len(shape)
     if extra:
         g = g.sum(axis=tuple(range(extra)))
-    axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
-    if axes:
-        g = g.sum(axis=axes, keepdims=True)
+    if tuple(g.shape) != shape:
+        g = g.sum(axis=tuple(i for i, n in enumerate(shape) if n == 1), keepdims=True)
     return g
 
 
@@ -378,12 +359,8 @@ def max_(a: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
     return a.max(axis=axes, keepdims=keepdims)
 
 
-@primitive(
-    "reshape",
-    vjps=(lambda g, out, a, shape: g.reshape(a.shape),),
-    jvps=(lambda da, out, a, shape: da.reshape(shape),),
-    reads=((),),
-)
+@primitive("reshape", vjps=(lambda g, out, a, shape: g.reshape(a.shape),),
+           jvps=(lambda da, out, a, shape: da.reshape(shape),), reads=((),))
 def reshape(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Same entries, new shape.  dC/da = g reshaped back."""
     try:
@@ -395,23 +372,21 @@ def reshape(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         ) from e
 
 
-@primitive(
-    "transpose",
-    vjps=(lambda g, out, a, perm: g.transpose(tuple(perm.index(i) for i in range(len(perm)))),),
-    jvps=(lambda da, out, a, perm: da.transpose(perm),),
-    reads=((),),
-)
+@primitive("transpose", vjps=(lambda g, out, a, perm: g.transpose(_inverse(perm)),),
+           jvps=(lambda da, out, a, perm: da.transpose(perm),), reads=((),))
 def transpose(a: np.ndarray, perm: tuple[int, ...]) -> np.ndarray:
     """Permute the axes.  dC/da = g with the axes permuted back."""
     return a.transpose(perm)
 
 
-@primitive(
-    "getitem",
-    vjps=(lambda g, out, a, index: scatter(g, index=index, shape=a.shape),),
-    jvps=(lambda da, out, a, index: da[index],),
-    reads=((),),
-)
+@functools.cache
+def _inverse(perm: tuple[int, ...]) -> tuple[int, ...]:
+    """The permutation that undoes ``perm``."""
+    return tuple(sorted(range(len(perm)), key=perm.__getitem__))
+
+
+@primitive("getitem", vjps=(lambda g, out, a, index: scatter(g, index=index, shape=a.shape),),
+           jvps=(lambda da, out, a, index: da[index],), reads=((),))
 def getitem(a: np.ndarray, index: Any) -> np.ndarray:
     """z = a[index] (basic or integer-array indexing).  dC/da = g placed at the selected
     entries of zeros; an entry selected several times receives the sum."""
@@ -426,12 +401,9 @@ def _is_fancy(index: Any) -> bool:
     return any(isinstance(i, np.ndarray) for i in items)
 
 
-@primitive(
-    "scatter",
-    vjps=(lambda g, out, a, index, shape: getitem(g, index=index),),
-    jvps=(lambda da, out, a, index, shape: scatter(da, index=index, shape=shape),),
-    reads=((),),
-)
+@primitive("scatter", vjps=(lambda g, out, a, index, shape: getitem(g, index=index),),
+           jvps=(lambda da, out, a, index, shape: scatter(da, index=index, shape=shape),),
+           reads=((),))
 def scatter(a: np.ndarray, index: Any, shape: tuple[int, ...]) -> np.ndarray:
     """z = zeros of ``shape`` with a added at ``index`` (the VJP of getitem).  dC/da = g[index]."""
     out = np.zeros(shape, dtype=a.dtype)
@@ -485,12 +457,11 @@ def _onehot(labels: np.ndarray, like: Any) -> np.ndarray:
 def _ce_vjp(g: Any, out: Any, z: Any, labels: np.ndarray, res: Any = None) -> Any:
     """dC/dz = (softmax(z) - onehot(y)) g / N."""
     n = len(labels)
-    scale = g / n if n else g * np.nan
     if res is None:  # on Tensors: softmax(z) is recorded, for second derivatives
-        return (softmax(z, axis=1) - _onehot(labels, value(z))) * scale
+        return (softmax(z, axis=1) - _onehot(labels, value(z))) * (g / n if n else g * np.nan)
     d = res.copy()  # on arrays: the forward's softmax, minus onehot(y) in place
     d[np.arange(n), labels] -= 1
-    d *= scale
+    d *= g.item() / n if n else np.nan
     return d
 
 
@@ -555,12 +526,8 @@ def conv_out_size(n: int, k: int, s: int, p: int, who: str, axis: str) -> int:
     return (n + 2 * p - k) // s + 1
 
 
-@primitive(
-    "im2col",
-    vjps=(lambda g, out, x, k, s, p: col2im(g, shape=x.shape, k=k, s=s, p=p),),
-    jvps=(lambda dx, out, x, k, s, p: im2col(dx, k=k, s=s, p=p),),
-    reads=((),),
-)
+@primitive("im2col", vjps=(lambda g, out, x, k, s, p: col2im(g, shape=x.shape, k=k, s=s, p=p),),
+           jvps=(lambda dx, out, x, k, s, p: im2col(dx, k=k, s=s, p=p),), reads=((),))
 def im2col(x: np.ndarray, k: tuple[int, int], s: tuple[int, int],
            p: tuple[int, int]) -> np.ndarray:
     """The patches of NCHW x as rows, shape (N H' W', C kh kw): row (n, i, j) holds
@@ -577,12 +544,9 @@ def im2col(x: np.ndarray, k: tuple[int, int], s: tuple[int, int],
     return patches.transpose(0, 4, 5, 1, 2, 3).reshape(N * Ho * Wo, C * kh * kw)
 
 
-@primitive(
-    "col2im",
-    vjps=(lambda g, out, cols, shape, k, s, p: im2col(g, k=k, s=s, p=p),),
-    jvps=(lambda dc, out, cols, shape, k, s, p: col2im(dc, shape=shape, k=k, s=s, p=p),),
-    reads=((),),
-)
+@primitive("col2im", vjps=(lambda g, out, cols, shape, k, s, p: im2col(g, k=k, s=s, p=p),),
+           jvps=(lambda dc, out, cols, shape, k, s, p: col2im(dc, shape=shape, k=k, s=s, p=p),),
+           reads=((),))
 def col2im(cols: np.ndarray, shape: tuple[int, ...], k: tuple[int, int], s: tuple[int, int],
            p: tuple[int, int]) -> np.ndarray:
     """The adjoint of im2col: each patch entry is added back to the pixel it was copied
@@ -721,6 +685,20 @@ def _shape_arg(shape: tuple) -> tuple:
     return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
 
 
+def _operator(prim: Primitive) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """The operator ``a (op) b`` and its reflected form ``b (op) a``, applying ``prim``."""
+    return (lambda self, other: self.bind(prim, self, other),
+            lambda self, other: self.bind(prim, other, self))
+
+
+def _method(prim: Primitive, doc: str) -> Callable[[Any], Any]:
+    """The method ``a.name()`` of a one-input primitive."""
+    def method(self: Any) -> Any:
+        return self.bind(prim, self)
+    method.__name__, method.__doc__ = prim.name, doc
+    return method
+
+
 class Operators:
     """NumPy-style operators and methods for a graph type that defines
     ``bind(prim, *args, **params)`` and ``shape``. Each one applies a primitive."""
@@ -738,29 +716,11 @@ class Operators:
     def size(self) -> int:
         return int(np.prod(self.shape))
 
-    def __add__(self, other: Any) -> Any:
-        return self.bind(add, self, other)
-
-    def __radd__(self, other: Any) -> Any:
-        return self.bind(add, other, self)
-
-    def __sub__(self, other: Any) -> Any:
-        return self.bind(sub, self, other)
-
-    def __rsub__(self, other: Any) -> Any:
-        return self.bind(sub, other, self)
-
-    def __mul__(self, other: Any) -> Any:
-        return self.bind(mul, self, other)
-
-    def __rmul__(self, other: Any) -> Any:
-        return self.bind(mul, other, self)
-
-    def __truediv__(self, other: Any) -> Any:
-        return self.bind(div, self, other)
-
-    def __rtruediv__(self, other: Any) -> Any:
-        return self.bind(div, other, self)
+    __add__, __radd__ = _operator(add)
+    __sub__, __rsub__ = _operator(sub)
+    __mul__, __rmul__ = _operator(mul)
+    __truediv__, __rtruediv__ = _operator(div)
+    __matmul__, __rmatmul__ = _operator(matmul)  # NumPy's rules: 1-D, batched leading axes
 
     def __pow__(self, other: Any) -> Any:
         """a^b elementwise; a number exponent k is a constant of the primitive pow_k."""
@@ -775,36 +735,12 @@ class Operators:
     def __neg__(self) -> Any:
         return self.bind(neg, self)
 
-    def __matmul__(self, other: Any) -> Any:
-        """Matrix product with NumPy's rules (1-D operands, batched leading axes)."""
-        return self.bind(matmul, self, other)
-
-    def __rmatmul__(self, other: Any) -> Any:
-        return self.bind(matmul, other, self)
-
-    def exp(self) -> Any:
-        """e^a elementwise."""
-        return self.bind(exp, self)
-
-    def log(self) -> Any:
-        """Natural logarithm elementwise."""
-        return self.bind(log, self)
-
-    def tanh(self) -> Any:
-        """tanh(a) elementwise."""
-        return self.bind(tanh, self)
-
-    def sigmoid(self) -> Any:
-        """sigma(a) = 1/(1 + e^{-a}) elementwise, stable for large abs(a)."""
-        return self.bind(sigmoid, self)
-
-    def relu(self) -> Any:
-        """max(a, 0) elementwise; derivative 0 at the kink."""
-        return self.bind(relu, self)
-
-    def softplus(self) -> Any:
-        """log(1 + e^a) elementwise, stable; derivative sigma(a)."""
-        return self.bind(softplus, self)
+    exp = _method(exp, "e^a elementwise.")
+    log = _method(log, "Natural logarithm elementwise.")
+    tanh = _method(tanh, "tanh(a) elementwise.")
+    sigmoid = _method(sigmoid, "sigma(a) = 1/(1 + e^{-a}) elementwise, stable for large abs(a).")
+    relu = _method(relu, "max(a, 0) elementwise; derivative 0 at the kink.")
+    softplus = _method(softplus, "log(1 + e^a) elementwise, stable; derivative sigma(a).")
 
     def softmax(self, axis: int = -1) -> Any:
         """e^{a_i} / sum_j e^{a_j} along ``axis`` (max subtracted first)."""

@@ -17,14 +17,15 @@ Conventions:
   from scratch on every call. ``backward(create_graph=True)`` records the backward pass
   too: the gradients are then Tensors that can be differentiated again.
 - ``max`` sends the gradient to the maximal entries; ties share it equally.
-- Python numbers mixed with a float32 tensor stay float32; float32 with float64 tensors
-  follows NumPy promotion (float64).
+- Python numbers and boolean masks mixed with a float32 tensor stay float32; float32 with
+  float64 tensors follows NumPy promotion (float64).
 - ``with no_grad():`` builds no graph; ``with debug():`` raises FloatingPointError where a
   forward (or backward) pass first produces NaN or inf. Both are per thread.
 - In-place changes: assigning to ``t.data`` (also ``t.data -= eta * g``) or calling
-  ``t.assign(w)`` raises ``t.version``; a node records the versions of its inputs and
-  output, and ``backward`` raises a RuntimeError naming the operation and the tensor if
-  one that a rule reads has changed since, instead of mixing new data into the old graph.
+  ``t.assign(w)`` raises ``t.version``; a node whose rules read data records the versions
+  of its inputs and output, and ``backward`` raises a RuntimeError naming the operation and
+  the tensor if one that a rule reads has changed since, instead of mixing new data into the
+  old graph.
 - NumPy: ``np.asarray(t)`` is ``t.data``; ``float(t)`` works for one element; a NumPy
   function of a Tensor (``np.exp(t)``) is refused with the name of the Tensor method to use.
 """
@@ -52,11 +53,13 @@ _HINTS = {"maximum": "t.relu() (for max(t, 0))", "negative": "-t", "absolute": N
 
 
 def _as_data(x: ArrayLike, like: np.ndarray | None = None) -> np.ndarray:
-    """A constant operand as an array; Python numbers take the dtype of ``like`` (weak, as in
-    NumPy); integer and boolean data become float64."""
+    """A constant operand as an array; Python numbers and boolean arrays (masks) take the dtype
+    of ``like`` (as in NumPy); integer data become float64."""
     if type(x) in (float, int, bool) and like is not None:
         return np.asarray(x, dtype=like.dtype)
     arr = np.asarray(x)
+    if arr.dtype.kind == "b" and like is not None:
+        return arr.astype(like.dtype)
     if arr.dtype.kind != "f":
         if arr.dtype.kind not in "biu":
             raise TypeError(
@@ -124,12 +127,11 @@ class Tensor(Operators):
         node when grad mode is on and an input requires a gradient."""
         xs, arrays, needs_grad = [], [], False
         for a in args:
-            if isinstance(a, Tensor):
-                needs_grad = needs_grad or a.requires_grad
-            elif hasattr(a, "bind") and not isinstance(a, np.ndarray):
-                return a.bind(prim, *args, **params)  # forward mode carries the operation
-            else:
+            if not isinstance(a, Tensor):
+                if hasattr(a, "bind") and not isinstance(a, np.ndarray):
+                    return a.bind(prim, *args, **params)  # forward mode carries the operation
                 a = _constant(a, self._data)
+            needs_grad = needs_grad or a.requires_grad
             xs.append(a)
             arrays.append(a._data)
         try:
@@ -139,11 +141,12 @@ class Tensor(Operators):
                 raise
             shapes = " and ".join(str(a.shape) for a in arrays)
             raise ValueError(f"{prim.name}: shapes {shapes} cannot be broadcast together") from e
+        res = None
         if prim.residual:
             data, res = data
-        out = Tensor.__new__(Tensor)
         if type(data) is not np.ndarray:
             data = np.asarray(data)
+        out = Tensor.__new__(Tensor)
         out._data, out.grad, out.label, out.op, out.params = data, None, "", prim, params
         base = data.base
         if base is not None and (base is arrays[0] or base is arrays[0].base):
@@ -154,12 +157,10 @@ class Tensor(Operators):
         if modes.debug:
             _check_finite(prim, data, arrays)
         if needs_grad and modes.grad:
-            out.requires_grad, out.inputs = True, tuple(xs)
-            out.residual = res if prim.residual else None
-            if prim.reads is None or any(prim.reads):
-                out.saved_versions = (*[x._version[0] for x in xs], out._version[0])
-            else:
-                out.saved_versions = None
+            out.requires_grad, out.inputs, out.residual = True, tuple(xs), res
+            out.saved_versions = (
+                (*[x._version[0] for x in xs], out._version[0]) if prim.reads_data else None
+            )
         else:
             out.requires_grad, out.inputs, out.saved_versions, out.residual = False, (), None, None
         return out

@@ -110,33 +110,42 @@ def jvp(f: Callable[..., Any], x: Any, v: Any) -> tuple[np.ndarray | float, np.n
     return _unwrap(value), _unwrap(np.zeros_like(value))
 
 
-def hvp(f: Callable[..., Any], x: Any, v: Any) -> np.ndarray:
+def hvp(f: Callable[..., Any], x: Any, v: Any) -> Any:
     """The Hessian-vector product H v of a scalar ``C = f(x)``, H = d^2 C / dx^2.
 
     Forward over reverse (Pearlmutter 1994): the backward pass is recorded
     (``create_graph``), then the tangents of its nodes are carried forward from dx = v with
-    each primitive's JVP; the tangent of the gradient is H v.
+    each primitive's JVP; the tangent of the gradient is H v. ``x`` may be a list of arrays
+    (a model's parameters, no flat vector to slice): f then takes a list of Tensors, and
+    ``v`` and the result are lists of arrays of the same shapes.
     """
-    x0 = _array(x, "hvp")
-    dx = np.asarray(v, dtype=x0.dtype)
-    if dx.shape != x0.shape:
-        raise ValueError(f"hvp: direction v has shape {dx.shape}, x has shape {x0.shape}")
+    many = isinstance(x, (list, tuple))
+    x0 = [_array(a, "hvp") for a in (x if many else [x])]
+    dx = [np.asarray(d, dtype=a.dtype) for a, d in zip(x0, v if many else [v])]  # noqa: B905
+    if len(dx) != len(x0) or any(d.shape != a.shape for a, d in zip(x0, dx)):  # noqa: B905
+        shapes = [d.shape for d in dx] if many else dx[0].shape
+        raise ValueError(f"hvp: direction v has shape {shapes}, x has shape "
+                         f"{[a.shape for a in x0] if many else x0[0].shape}")
+    xt = [Tensor(a.copy(), requires_grad=True) for a in x0]
     old, engine.modes.grad = engine.modes.grad, True  # the backward pass must be recorded
     try:
-        xt, g = _gradient(f, x0, (), {}, True, "hvp")
+        out = _scalar_output(f(xt if many else xt[0]), "hvp")
+        gs = [None] * len(xt)
+        if out.requires_grad:
+            gs = engine.backward(out, Tensor(np.ones_like(out.data)), True, xt)
     finally:
         engine.modes.grad = old
-    if g is None:
-        return np.zeros_like(x0)
-    tangent: dict[Any, Any] = {xt: dx}
-    for node in engine.topological_order(g):
-        if node.inputs:
-            ts = [tangent.get(k) for k in node.inputs]
-            if any(t is not None for t in ts):
-                primals = [k.data for k in node.inputs]
-                tangent[node] = push_tangent(node.op, node.data, primals, ts, node.params)
-    t = tangent.get(g)
-    return np.zeros_like(x0) if t is None else np.array(t)
+    tangent: dict[Any, Any] = dict(zip(xt, dx))  # noqa: B905
+    for g in gs:
+        for node in [] if g is None else engine.topological_order(g):
+            if node.inputs and node not in tangent:
+                ts = [tangent.get(k) for k in node.inputs]
+                if any(t is not None for t in ts):
+                    primals = [k.data for k in node.inputs]
+                    tangent[node] = push_tangent(node.op, node.data, primals, ts, node.params)
+    hv = [np.zeros_like(a) if tangent.get(g) is None else np.array(tangent[g])
+          for a, g in zip(x0, gs)]  # noqa: B905
+    return hv if many else hv[0]
 
 
 def jacobian(f: Callable[..., Any], x: Any) -> np.ndarray:

@@ -14,6 +14,10 @@ CASES = [  # (N, C, H, W, K, k, stride, padding)
     (2, 1, 8, 8, 3, 3, 1, 0),
     (2, 2, 8, 8, 4, 5, 2, 2),  # LeNet-1989-like: 5x5 kernels, stride 2, padded
     (1, 3, 7, 6, 2, (3, 2), (2, 1), (1, 0)),
+    (2, 1, 8, 8, 3, 3, 2, 1),  # the convolutions of chapter 10 and neighbours
+    (2, 3, 4, 4, 4, 3, 2, 1),
+    (2, 2, 7, 7, 2, 3, 2, 0),
+    (2, 1, 6, 6, 2, 2, 2, 0),
 ]
 
 
@@ -99,26 +103,14 @@ def test_gradients_match_autograd(case):
 
 def test_gradients_match_finite_differences():
     conv, x, stride, padding = make_case(CASES[1], seed=3)
-    x = x[:1]
+    x = x[:1].copy()
     xt = Tensor(x, requires_grad=True)
     R = np.random.default_rng(4).standard_normal(conv(x).shape)
     (conv(xt) * R).sum().backward()
-
-    def C():
-        return float(np.sum(naive_conv(x, conv.W.data, conv.b.data, stride, padding) * R))
-
-    h = 1e-6
-    for arr, grad in [(x, xt.grad), (conv.W.data, conv.W.grad)]:
-        rng = np.random.default_rng(5)
-        for _ in range(12):  # a random sample of entries keeps the loops fast
-            idx = tuple(int(rng.integers(s)) for s in arr.shape)
-            old = arr[idx]
-            arr[idx] = old + h
-            fp = C()
-            arr[idx] = old - h
-            fm = C()
-            arr[idx] = old
-            assert abs(grad[idx] - (fp - fm) / (2 * h)) < 1e-7 * max(1.0, abs(grad[idx]))
+    with bpkit.no_grad():
+        gx, gW = central_differences(lambda: float((conv(x) * R).sum()), [x, conv.W.data])
+    np.testing.assert_allclose(xt.grad, gx, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(conv.W.grad, gW, rtol=1e-6, atol=1e-7)
 
 
 def test_weight_gradient_is_sum_over_positions():
@@ -193,22 +185,23 @@ def naive_pool(x, k, reduce):
     return out
 
 
-def test_pooling_forward_and_gradients():
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((2, 3, 4, 6))
-    R = rng.standard_normal((2, 3, 2, 3))
-    for pool, reduce in [(nn.AvgPool2d(2), np.mean), (nn.MaxPool2d(2), np.max)]:
+@pytest.mark.parametrize("k,H,W", [(2, 4, 6), (2, 5, 5), (3, 6, 6)])
+def test_pooling_forward_and_gradients(k, H, W):
+    rng = np.random.default_rng(10 * k + H)
+    x = rng.standard_normal((2, 3, H, W))  # continuous: no ties
+    R = rng.standard_normal((2, 3, H // k, W // k))
+    for pool, reduce in [(nn.AvgPool2d(k), np.mean), (nn.MaxPool2d(k), np.max)]:
         xt = Tensor(x, requires_grad=True)
         out = pool(xt)
-        np.testing.assert_allclose(out.data, naive_pool(x, 2, reduce))
+        np.testing.assert_allclose(out.data, naive_pool(x, k, reduce))
         (out * R).sum().backward()
         fn = anp.mean if reduce is np.mean else anp.max
 
         def loss(x, fn=fn):
             total = 0.0
-            for i in range(2):
-                for j in range(3):
-                    w = x[:, :, 2 * i : 2 * i + 2, 2 * j : 2 * j + 2]
+            for i in range(H // k):
+                for j in range(W // k):
+                    w = x[:, :, k * i : k * i + k, k * j : k * j + k]
                     total = total + anp.sum(fn(w, axis=(2, 3)) * R[:, :, i, j])
             return total
 

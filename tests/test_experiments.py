@@ -3,18 +3,13 @@
 Chapter 9 (Rumelhart, Hinton & Williams 1986): the symmetry labels, and XOR, 6-bit mirror
 symmetry and the 8-3-8 encoder each reaching its criterion with the 1986 rule (full-batch
 gradient descent with momentum on E = 1/2 sum (a - y)^2). Chapter 10: the digits MLP and the
-small pooled convolutional net train, ``bpkit.nn.Conv2d`` agrees with central finite
-differences and with an independent convolution written with HIPS autograd, for the
-stride/padding combinations of chapter 10, and ``bpkit.nn.MaxPool2d`` agrees with HIPS
-autograd.
+small pooled convolutional net train (the convolution and pooling layers themselves are
+checked in test_conv.py).
 """
 
 from __future__ import annotations
 
-import autograd
-import autograd.numpy as anp
 import numpy as np
-import pytest
 
 import bpkit
 from bpkit import Tensor
@@ -180,106 +175,3 @@ def test_pooled_conv_net_trains():
         after = bpkit.F.cross_entropy(model(Tensor(X)), labels).item()
     assert after < 0.6 * before
     assert accuracy(model, X, labels) > 0.6
-
-
-def maxpool_autograd(x, k):
-    """2-D max-pooling over k x k blocks (stride k) by loops, in autograd.numpy."""
-    n, c, h, w = x.shape
-    rows = []
-    for i in range(h // k):
-        row = x[:, :, i * k : i * k + k]
-        cols = [anp.max(row[:, :, :, j * k : j * k + k], axis=(2, 3)) for j in range(w // k)]
-        rows.append(anp.stack(cols, axis=-1))
-    return anp.stack(rows, axis=-2)
-
-
-@pytest.mark.parametrize("k,size", [(2, 8), (2, 5), (3, 6)])
-def test_maxpool_matches_autograd(k, size):
-    rng = np.random.default_rng(10 * k + size)
-    x = rng.standard_normal((2, 3, size, size))  # continuous: no ties
-    r = rng.standard_normal((2, 3, size // k, size // k))
-    xt = Tensor(x, requires_grad=True)
-    z = bpkit.nn.MaxPool2d(k)(xt)
-    (z * r).sum().backward()
-    np.testing.assert_allclose(z.data, maxpool_autograd(x, k), rtol=0, atol=0)
-    g = autograd.grad(lambda x: anp.sum(maxpool_autograd(x, k) * r))(x)
-    np.testing.assert_allclose(xt.grad, g, rtol=1e-12, atol=0)
-
-
-# -- chapter 10: Conv2d against finite differences and HIPS autograd ---------------------
-
-
-def conv2d_autograd(x, W, b, stride, padding):
-    """Direct convolution (cross-correlation) by loops over output positions, in autograd.numpy:
-
-    z[n, o, i, j] = sum_{c,u,v} W[o, c, u, v] x_pad[n, c, i*s + u, j*s + v] + b[o].
-    """
-    n, c, h, w = x.shape
-    k = W.shape[-1]
-    if padding:
-        zr = anp.zeros((n, c, padding, w))
-        x = anp.concatenate([zr, x, zr], axis=2)
-        zc = anp.zeros((n, c, h + 2 * padding, padding))
-        x = anp.concatenate([zc, x, zc], axis=3)
-    h_out = (h + 2 * padding - k) // stride + 1
-    w_out = (w + 2 * padding - k) // stride + 1
-    rows = []
-    for i in range(h_out):
-        cols = []
-        for j in range(w_out):
-            patch = x[:, :, i * stride : i * stride + k, j * stride : j * stride + k]
-            cols.append(anp.tensordot(patch, W, axes=([1, 2, 3], [1, 2, 3])) + b)  # (n, o)
-        rows.append(anp.stack(cols, axis=-1))
-    return anp.stack(rows, axis=-2)  # (n, o, h_out, w_out)
-
-
-# (in, out, kernel, stride, padding, image size): the convolutions of chapter 10 (stride 1
-# and 2, padding 1) and neighbours (no padding, odd sizes, a 5x5 kernel as in LeCun et al.
-# 1989)
-CASES = [
-    (1, 3, 3, 2, 1, 8),
-    (3, 4, 3, 2, 1, 4),
-    (1, 2, 5, 2, 2, 8),
-    (2, 3, 3, 1, 1, 5),
-    (2, 2, 3, 2, 0, 7),
-    (1, 2, 2, 2, 0, 6),
-]
-
-
-@pytest.mark.parametrize("c_in,c_out,k,stride,padding,size", CASES)
-def test_conv2d_matches_autograd(c_in, c_out, k, stride, padding, size):
-    rng = np.random.default_rng(k * 100 + stride * 10 + padding)
-    conv = bpkit.nn.Conv2d(c_in, c_out, k, stride=stride, padding=padding, seed=1)
-    x = rng.standard_normal((2, c_in, size, size))
-    W, b = conv.W.data.copy(), conv.b.data.copy()
-    assert W.shape == (c_out, c_in, k, k)
-    r = rng.standard_normal(conv(Tensor(x)).shape)
-
-    xt = Tensor(x, requires_grad=True)
-    z = conv(xt)
-    (z * r).sum().backward()
-
-    ref = conv2d_autograd(x, W, b, stride, padding)
-    np.testing.assert_allclose(z.data, ref, rtol=1e-12, atol=1e-12)
-
-    def C(x, W, b):
-        return anp.sum(conv2d_autograd(x, W, b, stride, padding) * r)
-
-    gx, gW, gb = (autograd.grad(C, i)(x, W, b) for i in range(3))
-    np.testing.assert_allclose(xt.grad, gx, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(conv.W.grad, gW, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(conv.b.grad, gb, rtol=1e-10, atol=1e-12)
-
-
-@pytest.mark.parametrize("c_in,c_out,k,stride,padding,size", CASES[:4])
-def test_conv2d_gradcheck(c_in, c_out, k, stride, padding, size):
-    rng = np.random.default_rng(7)
-    conv = bpkit.nn.Conv2d(c_in, c_out, k, stride=stride, padding=padding, seed=2)
-    x = rng.standard_normal((2, c_in, size, size))
-
-    def f(x, W, b):
-        conv.W, conv.b = W, b
-        return conv(x).tanh()
-
-    report = bpkit.gradcheck(f, x, conv.W.data.copy(), conv.b.data.copy())
-    assert report.ok, report

@@ -239,3 +239,23 @@ def test_no_module_imports_a_private_name_of_another():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.level:
                 assert not any(a.name.startswith("_") for a in node.names), path.name
+
+
+def test_hvp_of_a_list_of_parameters_matches_the_flat_vector_and_keeps_float32():
+    rng = np.random.default_rng(0)
+    W1, W2 = (rng.standard_normal(s).astype(np.float32) for s in ((4, 3), (2, 4)))
+    x, y = rng.standard_normal((5, 3)).astype(np.float32), np.array([0, 1, 1, 0, 1])
+    v1, v2 = (rng.standard_normal(w.shape).astype(np.float32) for w in (W1, W2))
+
+    def loss(ps):
+        return bpkit.F.cross_entropy((Tensor(x) @ ps[0].T).relu() @ ps[1].T, y)
+
+    def flat_loss(t):
+        return loss([t[:12].reshape(4, 3), t[12:].reshape(2, 4)])
+
+    h1, h2 = bpkit.hvp(loss, [W1, W2], [v1, v2])
+    assert h1.dtype == h2.dtype == np.float32  # a boolean mask keeps the tensor's dtype
+    flat = bpkit.hvp(flat_loss, np.concatenate([W1.ravel(), W2.ravel()]),
+                     np.concatenate([v1.ravel(), v2.ravel()]))
+    np.testing.assert_allclose(np.concatenate([h1.ravel(), h2.ravel()]), flat, rtol=1e-5,
+                               atol=1e-6)
