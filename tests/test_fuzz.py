@@ -226,8 +226,11 @@ def test_jvp_matches_reverse_mode(program, x, v):
             a = FORWARD_OPS[i](a)
         return (a * np.arange(9.0).reshape(3, 3)).sum()
 
-    value, tangent = bpkit.jvp(f, x, v)
-    g = bpkit.grad(f)(x)
+    with np.errstate(all="ignore"):
+        value, tangent = bpkit.jvp(f, x, v)
+        g = bpkit.grad(f)(x)
+    # a program may overflow (2 ** 5000); derivatives at inf or NaN are not compared
+    assume(np.isfinite(value) and np.isfinite(g).all())
     assert value == pytest.approx(f(Tensor(x)).item(), rel=1e-12, abs=1e-300)
     assert tangent == pytest.approx(float(np.sum(g * v)), rel=1e-8, abs=1e-10)
 
