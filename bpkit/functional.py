@@ -204,7 +204,7 @@ def cross_entropy(logits: Any, labels: Any) -> Any:
 
     ``logits`` z has shape (N, K); ``labels`` y holds N integer class indices. Computed with
     log-sum-exp, so logits of any magnitude give a finite loss. One primitive
-    (:func:`bpkit.ops.cross_entropy`) with the fused rule dC/dz = (softmax(z) - onehot(y)) / N.
+    (:data:`bpkit.ops.cross_entropy`) with the fused rule dC/dz = (softmax(z) - onehot(y)) / N.
     An empty batch (N = 0) gives NaN, the mean of no entries, as in NumPy and in forward
     mode; its gradient is empty.
     """

@@ -618,7 +618,7 @@ def im2col(
     Row (n, i, j) holds the input patch that the kernel sees at output position (i, j),
     ordered (c, u, v) like the weights (C, kh, kw) of :class:`Conv2d`, so a convolution is
     one matrix product ``im2col(x) @ W.reshape(K, -1).T``. Output size
-    H' = (H + 2p - kh) // s + 1 (likewise W'). The primitive :func:`bpkit.ops.im2col`.
+    H' = (H + 2p - kh) // s + 1 (likewise W'). The primitive :data:`bpkit.ops.im2col`.
 
     Backward (col2im): each patch entry's gradient is added back to the input pixel it was
     copied from; a pixel covered by several patches receives the sum.

@@ -1,7 +1,7 @@
 """The primitives: every array operation of bpkit, each defined once, with its derivatives.
 
 A :class:`Primitive` has a forward function on NumPy arrays, one vector-Jacobian product
-(VJP) per input and one Jacobian-vector product (JVP) per input:
+(VJP) per input and one Jacobian-vector product (JVP) per input::
 
     out = fwd(*x, **params)
     vjp_i(g, out, *x, **params) = dC/dx_i        given g = dC/d(out)      (reverse mode)
@@ -19,7 +19,7 @@ or a Dual it records or carries the operation). So an ordinary backward pass run
 on arrays and builds no graph, while ``backward(create_graph=True)`` runs the same rules on
 Tensors: the backward pass is itself a graph and can be differentiated again.
 
-The :class:`Operators` mixin gives a class that defines ``bind(prim, *args, **params)``
+The ``Operators`` mixin gives a class that defines ``bind(prim, *args, **params)``
 NumPy-style operators and methods (``a + b``, ``a @ b``, ``a.exp()``, ``a.sum(axis)``...).
 This module imports nothing else of bpkit.
 """

@@ -63,3 +63,13 @@ def test_import_bpkit_needs_numpy_alone():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_api_page_lists_every_primitive():
+    """The reference shows the whole table of primitives, so a new one cannot be left off."""
+    from bpkit import ops
+
+    page = (ROOT / "book" / "api.md").read_text(encoding="utf-8")
+    public = [n for n, v in vars(ops).items() if isinstance(v, ops.Primitive) and n[0] != "_"]
+    missing = [n for n in public if f".. autofunction:: bpkit.ops.{n}\n" not in page]
+    assert not missing, f"book/api.md does not list these primitives: {missing}"
