@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from . import engine
-from .forward import push_tangent
 from .tensor import Tensor, no_grad
+from .transforms import push_tangents
 
 __all__ = [
     "Optimizer",
@@ -439,19 +439,10 @@ def _tangent_of_gradient(
     for p in ps:
         tangent[p] = v[i : i + p.data.size].reshape(p.shape).astype(p.dtype)
         i += p.data.size
-    for g in grads:
-        if g is None:
-            continue
-        for node in engine.topological_order(g):
-            if node.inputs and node not in tangent:
-                ts = [tangent.get(k) for k in node.inputs]
-                if any(t is not None for t in ts):
-                    xs = [k.data for k in node.inputs]
-                    tangent[node] = push_tangent(node.op, node.data, xs, ts, node.params)
-    parts = []
-    for p, g in zip(ps, grads, strict=True):
-        t = None if g is None else tangent.get(g)
-        parts.append(np.zeros(p.data.size) if t is None else np.ravel(t))
+    parts = [
+        np.zeros(p.data.size) if t is None else np.ravel(t)
+        for p, t in zip(ps, push_tangents(grads, tangent), strict=True)
+    ]
     return np.concatenate(parts).astype(np.float64)
 
 

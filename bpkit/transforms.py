@@ -28,7 +28,7 @@ from .forward import Dual, push_tangent
 from .ops import Primitive
 from .tensor import Tensor
 
-__all__ = ["grad", "jvp", "hvp", "jacobian", "hessian", "checkpoint"]
+__all__ = ["grad", "jvp", "hvp", "push_tangents", "jacobian", "hessian", "checkpoint"]
 
 
 def _array(x: Any, who: str) -> np.ndarray:
@@ -135,17 +135,25 @@ def hvp(f: Callable[..., Any], x: Any, v: Any) -> Any:
             gs = engine.backward(out, Tensor(np.ones_like(out.data)), True, xt)
     finally:
         engine.modes.grad = old
-    tangent: dict[Any, Any] = dict(zip(xt, dx))  # noqa: B905
-    for g in gs:
-        for node in [] if g is None else engine.topological_order(g):
+    ts = push_tangents(gs, dict(zip(xt, dx)))  # noqa: B905
+    hv = [np.zeros_like(a) if t is None else np.array(t) for a, t in zip(x0, ts)]  # noqa: B905
+    return hv if many else hv[0]
+
+
+def push_tangents(outputs: list[Any], tangent: dict[Any, Any]) -> list[Any]:
+    """Forward mode on a recorded graph: the tangents of ``outputs`` (None where no input
+    with a tangent reaches one), given ``tangent`` for some of the graph's leaves. Each node
+    gets d(out) = sum_i jvp_i(dx_i) (its primitive's JVPs) in topological order; ``tangent``
+    is filled in as it goes. Applied to a recorded backward pass, this is the R-pass of
+    Pearlmutter (1994) that :func:`hvp` uses."""
+    for y in outputs:
+        for node in [] if y is None else engine.topological_order(y):
             if node.inputs and node not in tangent:
                 ts = [tangent.get(k) for k in node.inputs]
                 if any(t is not None for t in ts):
                     primals = [k.data for k in node.inputs]
                     tangent[node] = push_tangent(node.op, node.data, primals, ts, node.params)
-    hv = [np.zeros_like(a) if tangent.get(g) is None else np.array(tangent[g])
-          for a, g in zip(x0, gs)]  # noqa: B905
-    return hv if many else hv[0]
+    return [None if y is None else tangent.get(y) for y in outputs]
 
 
 def jacobian(f: Callable[..., Any], x: Any) -> np.ndarray:
