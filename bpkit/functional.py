@@ -1,4 +1,4 @@
-"""Activations and losses, for :class:`bpkit.Tensor` and forward-mode :class:`bpkit.forward.Dual`.
+r"""Activations and losses, for :class:`bpkit.Tensor` and forward-mode :class:`bpkit.forward.Dual`.
 
 Each function accepts a Tensor, a Dual (forward mode) or an array-like (taken as a constant
 Tensor) and dispatches to methods that both types implement, so one model function works
@@ -7,22 +7,25 @@ under reverse and forward mode. Elementwise activations also accept a scalar
 
 Activations f and their derivatives f':
 
-- sigmoid  sigma(z) = 1/(1+e^{-z}),             sigma' = sigma (1 - sigma)
-- tanh     tanh(z),                              tanh' = 1 - tanh^2
-- relu     max(z, 0),                            relu' = [z > 0]
-- swish    z sigma(z),                           swish' = sigma + z sigma (1 - sigma)
-- mish     z tanh(softplus(z)),  softplus(z) = log(1 + e^z)
+- sigmoid: :math:`\sigma(z) = 1/(1+e^{-z})`, :math:`\sigma' = \sigma(1-\sigma)`
+- tanh: :math:`\tanh(z)`, :math:`\tanh' = 1 - \tanh^2`
+- relu: :math:`\max(z, 0)`, :math:`\operatorname{relu}'(z) = [z > 0]`
+- swish: :math:`z\,\sigma(z)`, :math:`\operatorname{swish}' = \sigma + z\,\sigma(1-\sigma)`
+- mish: :math:`z \tanh(\operatorname{softplus}(z))`,
+  :math:`\operatorname{softplus}(z) = \log(1+e^z)`
 
 The affine map of a layer, one graph node instead of three (``@``, ``.T``, ``+``):
 
-- linear(a, W, b) = a W^T + b for a batch of rows a (Eq. z^l = W^l a^{l-1} + b^l),
-  with dC/da = G W, dC/dW = G^T a, dC/db = sum over the batch of G.
+- ``linear(a, W, b)`` :math:`= a W^T + b` for a batch of rows :math:`a`
+  (:math:`z^l = W^l a^{l-1} + b^l`), with :math:`\partial C/\partial a = G W`,
+  :math:`\partial C/\partial W = G^T a`, :math:`\partial C/\partial b = \sum_n G_n`.
 
 Losses (averaged over the examples of a batch):
 
-- mse_loss(pred, target) = mean((pred - target)^2)
-- cross_entropy(logits, labels) = -(1/N) sum_n log softmax(z_n)[y_n], with the fused gradient
-  dC/dz = (softmax(z) - onehot(y)) / N.
+- ``mse_loss(pred, target)`` = mean of :math:`(\hat y - y)^2`
+- ``cross_entropy(logits, labels)``
+  :math:`= -\frac1N \sum_n \log \operatorname{softmax}(z_n)_{y_n}`, with the fused
+  gradient :math:`\partial C/\partial z = (\operatorname{softmax}(z) - \operatorname{onehot}(y))/N`.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from . import ops
 from .forward import Dual
 from .scalar import Value
 from .tensor import Tensor
+
+ArrayLike = Any  # numpy.typing.ArrayLike: an array, a nested list or a number
 
 __all__ = [
     "linear",
@@ -66,12 +71,18 @@ def _array_arg(x: Any, who: str) -> Any:
     return _arg(x)
 
 
-def linear(a: Any, W: Any, b: Any = None) -> Any:
-    """z = a W^T + b: the layer's z^l = W^l a^{l-1} + b^l for a batch of rows ``a`` (N, n_in).
+def linear(
+    a: Tensor | Dual | ArrayLike, W: Tensor | Dual | ArrayLike,
+    b: Tensor | Dual | ArrayLike | None = None,
+) -> Tensor | Dual:
+    r""":math:`z = a W^T + b`: the layer's :math:`z^l = W^l a^{l-1} + b^l` for a batch of
+    rows ``a`` (N, n_in).
 
     ``W`` has shape (n_out, n_in), ``b`` (n_out,) or None. For a batch of Tensors this is one
-    graph node (the primitive :func:`bpkit.ops.linear`) with the rules dC/da = G W,
-    dC/dW = G^T a, dC/db = sum_n G_n (G = dC/dz); it gives the same numbers as ``a @ W.T + b``.
+    graph node (the primitive :func:`bpkit.ops.linear`) with the rules
+    :math:`\partial C/\partial a = G W`, :math:`\partial C/\partial W = G^T a`,
+    :math:`\partial C/\partial b = \sum_n G_n` (:math:`G = \partial C/\partial z`);
+    it gives the same numbers as ``a @ W.T + b``.
     """
     a, W = _array_arg(a, "linear"), _array_arg(W, "linear")
     b = None if b is None else _array_arg(b, "linear")
@@ -91,53 +102,60 @@ def linear(a: Any, W: Any, b: Any = None) -> Any:
     return ops.linear(a, W) if b is None else ops.linear(a, W, b)
 
 
-def sigmoid(z: Any) -> Any:
-    """The logistic function sigma(z) = 1/(1+e^{-z}), stable for large abs(z)."""
+def sigmoid(z: Tensor | Dual | Value | ArrayLike) -> Tensor | Dual | Value:
+    r"""The logistic function :math:`\sigma(z) = 1/(1+e^{-z})`, stable for large :math:`|z|`."""
     return _arg(z).sigmoid()
 
 
-def tanh(z: Any) -> Any:
-    """tanh(z) = (e^z - e^{-z}) / (e^z + e^{-z})."""
+def tanh(z: Tensor | Dual | Value | ArrayLike) -> Tensor | Dual | Value:
+    r""":math:`\tanh(z) = (e^z - e^{-z}) / (e^z + e^{-z})`."""
     return _arg(z).tanh()
 
 
-def relu(z: Any) -> Any:
-    """max(z, 0); its derivative is taken as 0 at the kink z = 0."""
+def relu(z: Tensor | Dual | Value | ArrayLike) -> Tensor | Dual | Value:
+    r""":math:`\max(z, 0)`; its derivative is taken as 0 at the kink :math:`z = 0`."""
     return _arg(z).relu()
 
 
-def swish(z: Any) -> Any:
-    """swish(z) = z sigma(z) (also called SiLU)."""
+def swish(z: Tensor | Dual | Value | ArrayLike) -> Tensor | Dual | Value:
+    r""":math:`\operatorname{swish}(z) = z\,\sigma(z)` (also called SiLU)."""
     z = _arg(z)
     return z * z.sigmoid()
 
 
-def softplus(z: Any) -> Any:
-    """softplus(z) = log(1 + e^z), stable for large abs(z); its derivative is sigma(z)."""
+def softplus(z: Tensor | Dual | Value | ArrayLike) -> Tensor | Dual | Value:
+    r""":math:`\operatorname{softplus}(z) = \log(1 + e^z)`, stable for large :math:`|z|`;
+    its derivative is :math:`\sigma(z)`."""
     return _arg(z).softplus()
 
 
-def mish(z: Any) -> Any:
-    """mish(z) = z tanh(softplus(z))."""
+def mish(z: Tensor | Dual | Value | ArrayLike) -> Tensor | Dual | Value:
+    r""":math:`\operatorname{mish}(z) = z \tanh(\operatorname{softplus}(z))`."""
     z = _arg(z)
     return z * z.softplus().tanh()
 
 
-def softmax(z: Any, axis: int = -1) -> Any:
-    """softmax(z)_i = e^{z_i} / sum_j e^{z_j} along ``axis`` (max subtracted first)."""
+def softmax(z: Tensor | Dual | ArrayLike, axis: int = -1) -> Tensor | Dual:
+    r""":math:`\operatorname{softmax}(z)_i = e^{z_i} / \sum_j e^{z_j}` along ``axis``
+    (max subtracted first)."""
     return _array_arg(z, "softmax").softmax(axis)
 
 
-def log_softmax(z: Any, axis: int = -1) -> Any:
-    """log softmax(z)_i = z_i - log sum_j e^{z_j} along ``axis`` (log-sum-exp, stable)."""
+def log_softmax(z: Tensor | Dual | ArrayLike, axis: int = -1) -> Tensor | Dual:
+    r""":math:`\log \operatorname{softmax}(z)_i = z_i - \log \sum_j e^{z_j}` along ``axis``
+    (log-sum-exp, stable)."""
     return _array_arg(z, "log_softmax").log_softmax(axis)
 
 
-def standardize(x: Any, axis: int | tuple[int, ...] = -1, eps: float = 1e-5) -> Any:
-    """xhat = (x - mu) / sqrt(sigma^2 + eps), mu and sigma^2 the mean and biased variance
+def standardize(
+    x: Tensor | Dual | ArrayLike, axis: int | tuple[int, ...] = -1, eps: float = 1e-5
+) -> Tensor | Dual:
+    r""":math:`\hat x = (x - \mu) / \sqrt{\sigma^2 + \epsilon}`, :math:`\mu` and
+    :math:`\sigma^2` the mean and biased variance
     over ``axis``: layer normalisation over the last axis (the default), batch
     normalisation over axis 0 (chapter 12). One node (``bpkit.ops.standardize``) with
-    the fused rule dC/dx = (g - mean(g) - xhat mean(g xhat)) / sqrt(sigma^2 + eps)."""
+    the fused rule :math:`\partial C/\partial x = (g - \bar g - \hat x\,\overline{g \hat x})
+    / \sqrt{\sigma^2 + \epsilon}` (bars: means over ``axis``)."""
     x = _array_arg(x, "standardize")
     nd = len(x.shape)
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
@@ -146,8 +164,8 @@ def standardize(x: Any, axis: int | tuple[int, ...] = -1, eps: float = 1e-5) -> 
     return ops.standardize(x, axes=tuple(sorted({int(ax) % nd for ax in axes})), eps=eps)
 
 
-def mse_loss(pred: Any, target: Any) -> Any:
-    """Mean squared error mean((pred - target)^2) over all entries (NaN for no entries,
+def mse_loss(pred: Tensor | Dual | ArrayLike, target: Tensor | Dual | ArrayLike) -> Tensor | Dual:
+    r"""Mean squared error, the mean of :math:`(\hat y - y)^2` over all entries (NaN for no entries,
     as NumPy's mean).
 
     The shapes must match exactly: broadcasting (N, 1) against (N,) would silently
@@ -199,13 +217,15 @@ def _labels(labels: Any, logits_shape: tuple[int, ...]) -> np.ndarray:
     return y
 
 
-def cross_entropy(logits: Any, labels: Any) -> Any:
-    """Mean softmax cross-entropy C = -(1/N) sum_n log softmax(z_n)[y_n].
+def cross_entropy(logits: Tensor | Dual | ArrayLike, labels: ArrayLike) -> Tensor | Dual:
+    r"""Mean softmax cross-entropy
+    :math:`C = -\frac1N \sum_n \log \operatorname{softmax}(z_n)_{y_n}`.
 
     ``logits`` z has shape (N, K); ``labels`` y holds N integer class indices. Computed with
     log-sum-exp, so logits of any magnitude give a finite loss. One primitive
-    (:data:`bpkit.ops.cross_entropy`) with the fused rule dC/dz = (softmax(z) - onehot(y)) / N.
-    An empty batch (N = 0) gives NaN, the mean of no entries, as in NumPy and in forward
+    (:data:`bpkit.ops.cross_entropy`) with the fused rule
+    :math:`\partial C/\partial z = (\operatorname{softmax}(z) - \operatorname{onehot}(y))/N`.
+    An empty batch (:math:`N = 0`) gives NaN, the mean of no entries, as in NumPy and in forward
     mode; its gradient is empty.
     """
     z = _array_arg(logits, "cross_entropy")

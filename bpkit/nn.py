@@ -313,9 +313,9 @@ def _as_input(x: Any, dtype: np.dtype, who: str) -> Any:
 
 
 class Linear(Module):
-    """Affine layer z^l = W^l a^{l-1} + b^l; for a batch of rows ``z = a @ W.T + b``.
+    """Affine layer :math:`z^l = W^l a^{l-1} + b^l`; for a batch of rows ``z = a @ W.T + b``.
 
-    ``W`` has shape (n_out, n_in) (``W[j, k]`` = w^l_{jk}), ``b`` shape (n_out,).
+    ``W`` has shape (n_out, n_in) (``W[j, k]`` = :math:`w^l_{jk}`), ``b`` shape (n_out,).
     """
 
     def __init__(
@@ -444,12 +444,13 @@ def _activation(f: str | Callable | None, who: str) -> Callable[[Any], Any] | No
 
 
 class MLP(Module):
-    """Fully connected network with ``sizes = [n_0, n_1, ..., n_L]``.
+    r"""Fully connected network with ``sizes = [n_0, n_1, ..., n_L]``.
 
-    a^0 = x, z^l = W^l a^{l-1} + b^l, a^l = f(z^l) for l < L and a^L = f^L(z^L), where f^L
-    is ``output_activation`` (None: the identity, a linear output layer). ``init`` defaults
-    to "he" for relu/swish/mish and "xavier" otherwise. Layer l is ``layers[l - 1]``, a
-    :class:`Linear`; ``parameters()`` is [W^1, b^1, ..., W^L, b^L].
+    :math:`a^0 = x`, :math:`z^l = W^l a^{l-1} + b^l`, :math:`a^l = f(z^l)` for :math:`l < L`
+    and :math:`a^L = f^L(z^L)`, where :math:`f^L` is ``output_activation``
+    (None: the identity, a linear output layer). ``init`` defaults to "he" for
+    relu/swish/mish and "xavier" otherwise. Layer l is ``layers[l - 1]``, a
+    :class:`Linear`; ``parameters()`` is :math:`[W^1, b^1, \dots, W^L, b^L]`.
     """
 
     def __init__(

@@ -75,18 +75,21 @@ class Value:
     # -- arithmetic: each rule returns (result, local partial derivatives) ----------------
 
     def __add__(self, other: Value | Number) -> Value:
-        """a + b, with local derivatives d(a+b)/da = 1, d(a+b)/db = 1."""
+        r""":math:`a + b`, with local derivatives :math:`\partial(a+b)/\partial a = 1`,
+        :math:`\partial(a+b)/\partial b = 1`."""
         other = other if isinstance(other, Value) else Value(other)
         return _node(self.data + other.data, (self, other), (1.0, 1.0), "+")
 
     def __mul__(self, other: Value | Number) -> Value:
-        """a b, with local derivatives d(ab)/da = b, d(ab)/db = a."""
+        r""":math:`ab`, with local derivatives :math:`\partial(ab)/\partial a = b`,
+        :math:`\partial(ab)/\partial b = a`."""
         other = other if isinstance(other, Value) else Value(other)
         return _node(self.data * other.data, (self, other), (other.data, self.data), "*")
 
     def __pow__(self, k: Number) -> Value:
-        """a^k, with d(a^k)/da = k a^(k-1); for a Value exponent b also d(a^b)/db = a^b log a
-        (then a > 0 is required)."""
+        r""":math:`a^k`, with :math:`\partial(a^k)/\partial a = k a^{k-1}`; for a Value
+        exponent :math:`b` also :math:`\partial(a^b)/\partial b = a^b \log a` (then
+        :math:`a > 0` is required)."""
         if isinstance(k, Value):
             # a^b = exp(b log a): d/da = b a^(b-1), d/db = a^b log a  (needs a > 0)
             if not self.data > 0:
@@ -153,25 +156,26 @@ class Value:
     # -- elementary functions -------------------------------------------------------------
 
     def exp(self) -> Value:
-        """e^a, with local derivative e^a."""
+        """:math:`e^a`, with local derivative :math:`e^a`."""
         if self.data > 709.78:
             raise OverflowError(f"exp: e^{self.data} overflows a float")
         out = math.exp(self.data)
         return _node(out, (self,), (out,), "exp")  # (e^a)' = e^a
 
     def log(self) -> Value:
-        """Natural logarithm log a (a > 0), with local derivative 1/a."""
+        r"""Natural logarithm :math:`\log a` (:math:`a > 0`), with local derivative :math:`1/a`."""
         if self.data <= 0:
             raise ValueError(f"log: argument must be > 0, got {self.data}")
         return _node(math.log(self.data), (self,), (1.0 / self.data,), "log")  # (log a)' = 1/a
 
     def tanh(self) -> Value:
-        """tanh(a), with local derivative 1 - tanh(a)^2."""
+        r""":math:`\tanh a`, with local derivative :math:`1 - \tanh^2 a`."""
         t = math.tanh(self.data)
         return _node(t, (self,), (1.0 - t * t,), "tanh")  # tanh' = 1 - tanh^2
 
     def sigmoid(self) -> Value:
-        """sigma(a) = 1/(1+e^{-a}), stable for large abs(a); local derivative sigma (1 - sigma)."""
+        r""":math:`\sigma(a) = 1/(1+e^{-a})`, stable for large :math:`|a|`; local derivative
+        :math:`\sigma(1-\sigma)`."""
         z = self.data
         if z >= 0:  # stable for large |z|: never exponentiate a large positive number
             s = 1.0 / (1.0 + math.exp(-z))
@@ -181,16 +185,16 @@ class Value:
         return _node(s, (self,), (s * (1.0 - s),), "sigmoid")  # sigma' = sigma (1 - sigma)
 
     def softplus(self) -> Value:
-        """log(1 + e^a), computed stably as max(a, 0) + log(1 + e^{-abs(a)}); local
-        derivative sigma(a)."""
+        r""":math:`\log(1 + e^a)`, computed stably as :math:`\max(a, 0) + \log(1 + e^{-|a|})`;
+        local derivative :math:`\sigma(a)`."""
         z = self.data
         e = math.exp(-abs(z))
         s = 1.0 / (1.0 + e) if z >= 0 else e / (1.0 + e)
         return _node(max(z, 0.0) + math.log1p(e), (self,), (s,), "softplus")
 
     def relu(self) -> Value:
-        """max(a, 0), with local derivative 1 for a > 0, else 0 (also at the kink). NaN
-        stays NaN (with derivative 0), as in Tensor.relu."""
+        r""":math:`\max(a, 0)`, with local derivative 1 for :math:`a > 0`, else 0 (also at
+        the kink). NaN stays NaN (with derivative 0), as in Tensor.relu."""
         # relu'(z) = 1 for z > 0, else 0 (we take 0 at the kink z = 0)
         if self.data > 0:
             return _node(self.data, (self,), (1.0,), "relu")
@@ -202,7 +206,7 @@ class Value:
     def dot(
         w: Sequence[Value], x: Sequence[Value | Number], b: Value | Number | None = None
     ) -> Value:
-        """A neuron's weighted input z = sum_k w_k x_k + b as a single node.
+        r"""A neuron's weighted input :math:`z = \sum_k w_k x_k + b` as a single node.
 
         Local derivatives: dz/dw_k = x_k, dz/dx_k = w_k, dz/db = 1. Plain numbers in ``x``
         (e.g. the inputs a^0 = x) are constants and get no node.

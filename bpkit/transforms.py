@@ -66,7 +66,8 @@ def _gradient(f: Callable[..., Any], x: Any, args: tuple, kwargs: dict,
 
 
 def grad(f: Callable[..., Any]) -> Callable[..., Any]:
-    """Return a function computing dC/dx for a scalar-valued ``C = f(x, *args)``.
+    r"""Return a function computing :math:`\partial C/\partial x` for a scalar-valued
+    ``C = f(x, *args)``.
 
     The returned function wraps x (an array-like or float; integers become float64) in a
     Tensor that requires a gradient, runs f, runs the backward sweep and returns x's
@@ -93,7 +94,8 @@ def _unwrap(x: Any) -> np.ndarray | float:
 
 
 def jvp(f: Callable[..., Any], x: Any, v: Any) -> tuple[np.ndarray | float, np.ndarray | float]:
-    """Forward mode: return (f(x), J_f(x) v), the value and the directional derivative.
+    r"""Forward mode: return :math:`(f(x),\ J_f(x)\,v)`, the value and the directional
+    derivative.
 
     ``x`` and ``v`` are array-likes of the same shape (Python floats give float results).
     ``f`` takes the dual number and may use operators, Tensor-style methods and
@@ -111,7 +113,8 @@ def jvp(f: Callable[..., Any], x: Any, v: Any) -> tuple[np.ndarray | float, np.n
 
 
 def hvp(f: Callable[..., Any], x: Any, v: Any) -> Any:
-    """The Hessian-vector product H v of a scalar ``C = f(x)``, H = d^2 C / dx^2.
+    r"""The Hessian-vector product :math:`Hv` of a scalar ``C = f(x)``,
+    :math:`H = \partial^2 C / \partial x^2`.
 
     Forward over reverse (Pearlmutter 1994): the backward pass is recorded
     (``create_graph``), then the tangents of its nodes are carried forward from dx = v with
@@ -145,7 +148,7 @@ def push_tangents(outputs: list[Any], tangent: dict[Any, Any]) -> list[Any]:
     with a tangent reaches one), given ``tangent`` for some of the graph's leaves. Each node
     gets d(out) = sum_i jvp_i(dx_i) (its primitive's JVPs) in topological order; ``tangent``
     is filled in as it goes. Applied to a recorded backward pass, this is the R-pass of
-    Pearlmutter (1994) that :func:`hvp` uses."""
+    Pearlmutter (1994) that :func:`bpkit.hvp` uses."""
     for y in outputs:
         for node in [] if y is None else engine.topological_order(y):
             if node.inputs and node not in tangent:
