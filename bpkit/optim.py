@@ -125,22 +125,32 @@ def _buffer(state: dict[str, np.ndarray], name: str, like: np.ndarray) -> np.nda
 
 
 class SGD(Optimizer):
-    """Gradient descent with momentum, in the form of Rumelhart, Hinton & Williams (1986).
-    With g(t) = ∂E/∂w at w(t), learning rate η = ``lr``, momentum α = ``momentum`` and
-    weight decay λ = ``weight_decay``:
+    r"""Gradient descent with momentum, in the form of Rumelhart, Hinton & Williams (1986).
+    With :math:`g(t) = \partial E/\partial w` at :math:`w(t)`, learning rate
+    :math:`\eta` = ``lr``, momentum :math:`\alpha` = ``momentum`` and weight decay
+    :math:`\lambda` = ``weight_decay``:
 
-        g(t) ← g(t) + λ w(t)                    (if λ > 0: the gradient of E + ½λ‖w‖²)
-        Δw(t) = -η g(t) + α Δw(t-1),            Δw(0) = 0
-        w(t+1) = w(t) + Δw(t)                   (nesterov=False)
-        w(t+1) = w(t) - η g(t) + α Δw(t)        (nesterov=True: the step looks ahead)
+    .. math::
 
-    α = 0 is plain gradient descent, w(t+1) = w(t) - η g(t). PyTorch's
-    ``torch.optim.SGD`` (dampening 0) keeps v(t) = α v(t-1) + g(t) and steps
-    w -= η v(t) (Nesterov: w -= η (g(t) + α v(t))). For a constant η the two are the same
-    rule, with Δw(t) = -η v(t); they differ only when η is changed during training (here
-    the old Δw keeps the old η, there v is multiplied by the new one).
+        \begin{aligned}
+        g(t) &\leftarrow g(t) + \lambda\, w(t)
+            && \text{if } \lambda > 0 \text{ (the gradient of } E + \tfrac12\lambda\|w\|^2)\\
+        \Delta w(t) &= -\eta\, g(t) + \alpha\, \Delta w(t-1), && \Delta w(0) = 0\\
+        w(t+1) &= w(t) + \Delta w(t) && \text{nesterov=False}\\
+        w(t+1) &= w(t) - \eta\, g(t) + \alpha\, \Delta w(t)
+            && \text{nesterov=True (the step looks ahead)}
+        \end{aligned}
 
-    ``state[i]["delta"]`` is Δw(t-1) of parameter i.
+    :math:`\alpha = 0` is plain gradient descent, :math:`w(t+1) = w(t) - \eta\, g(t)`.
+    PyTorch's ``torch.optim.SGD`` (dampening 0) keeps
+    :math:`v(t) = \alpha\, v(t-1) + g(t)` and steps :math:`w \leftarrow w - \eta\, v(t)`
+    (Nesterov: :math:`w \leftarrow w - \eta\,(g(t) + \alpha\, v(t))`). For a constant
+    :math:`\eta` the two are the same rule, with :math:`\Delta w(t) = -\eta\, v(t)`; they
+    differ only when :math:`\eta` is changed during training (here the old
+    :math:`\Delta w` keeps the old :math:`\eta`, there :math:`v` is multiplied by the new
+    one).
+
+    ``state[i]["delta"]`` is :math:`\Delta w(t-1)` of parameter i.
     """
 
     def __init__(
@@ -180,17 +190,25 @@ class SGD(Optimizer):
 
 
 class RMSProp(Optimizer):
-    """RMSProp (Tieleman & Hinton, 2012): each weight's step is divided by a running root
-    mean square of its own gradient. With g(t) = ∂E/∂w, η = ``lr``, ρ = ``alpha``,
-    ε = ``eps``, λ = ``weight_decay``, μ = ``momentum``, all operations elementwise:
+    r"""RMSProp (Tieleman & Hinton, 2012): each weight's step is divided by a running root
+    mean square of its own gradient. With :math:`g(t) = \partial E/\partial w`,
+    :math:`\eta` = ``lr``, :math:`\rho` = ``alpha``, :math:`\epsilon` = ``eps``,
+    :math:`\lambda` = ``weight_decay``, :math:`\mu` = ``momentum``, all operations
+    elementwise:
 
-        g(t) ← g(t) + λ w(t)                          (if λ > 0)
-        v(t) = ρ v(t-1) + (1 - ρ) g(t)²,              v(0) = 0
-        w(t+1) = w(t) - η g(t) / (√v(t) + ε)          (μ = 0)
-        b(t) = μ b(t-1) + g(t) / (√v(t) + ε),         b(0) = 0
-        w(t+1) = w(t) - η b(t)                        (μ > 0)
+    .. math::
 
-    as ``torch.optim.RMSprop`` (not centred): ε is added after the square root.
+        \begin{aligned}
+        g(t) &\leftarrow g(t) + \lambda\, w(t) && \text{if } \lambda > 0\\
+        v(t) &= \rho\, v(t-1) + (1 - \rho)\, g(t)^2, && v(0) = 0\\
+        w(t+1) &= w(t) - \eta\, g(t) / \bigl(\sqrt{v(t)} + \epsilon\bigr)
+            && \mu = 0\\
+        b(t) &= \mu\, b(t-1) + g(t) / \bigl(\sqrt{v(t)} + \epsilon\bigr), && b(0) = 0\\
+        w(t+1) &= w(t) - \eta\, b(t) && \mu > 0
+        \end{aligned}
+
+    as ``torch.optim.RMSprop`` (not centred): :math:`\epsilon` is added after the square
+    root.
     ``state[i]`` holds ``"v"`` (and ``"b"`` with momentum).
     """
 
@@ -228,20 +246,28 @@ class RMSProp(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba, 2015): running averages of the gradient and of its square,
-    corrected for their start at zero, give each weight its own step. With g(t) = ∂E/∂w,
-    η = ``lr``, (β₁, β₂) = ``betas``, ε = ``eps``, λ = ``weight_decay``, t = 1, 2, ...
-    the number of steps this parameter has taken, all operations elementwise:
+    r"""Adam (Kingma & Ba, 2015): running averages of the gradient and of its square,
+    corrected for their start at zero, give each weight its own step. With
+    :math:`g(t) = \partial E/\partial w`, :math:`\eta` = ``lr``,
+    :math:`(\beta_1, \beta_2)` = ``betas``, :math:`\epsilon` = ``eps``, :math:`\lambda` =
+    ``weight_decay``, :math:`t = 1, 2, \dots` the number of steps this parameter has taken,
+    all operations elementwise:
 
-        g(t) ← g(t) + λ w(t)                          (if λ > 0: an L2 penalty)
-        m(t) = β₁ m(t-1) + (1 - β₁) g(t),             m(0) = 0
-        v(t) = β₂ v(t-1) + (1 - β₂) g(t)²,            v(0) = 0
-        m̂(t) = m(t) / (1 - β₁ᵗ),   v̂(t) = v(t) / (1 - β₂ᵗ)   (bias correction)
-        w(t+1) = w(t) - η m̂(t) / (√v̂(t) + ε)
+    .. math::
 
-    as ``torch.optim.Adam``. At t = 1, m̂ = g and v̂ = g², so the first step is
-    η g / (√(g²) + ε), about η in size for every weight. The L2 term passes through the
-    scaling by 1/√v̂ (weights with large gradients are decayed less); :class:`AdamW`
+        \begin{aligned}
+        g(t) &\leftarrow g(t) + \lambda\, w(t) && \text{if } \lambda > 0 \text{ (an L2 penalty)}\\
+        m(t) &= \beta_1 m(t-1) + (1 - \beta_1)\, g(t), && m(0) = 0\\
+        v(t) &= \beta_2 v(t-1) + (1 - \beta_2)\, g(t)^2, && v(0) = 0\\
+        \hat m(t) &= m(t) / (1 - \beta_1^t),\quad \hat v(t) = v(t) / (1 - \beta_2^t)
+            && \text{bias correction}\\
+        w(t+1) &= w(t) - \eta\, \hat m(t) / \bigl(\sqrt{\hat v(t)} + \epsilon\bigr)
+        \end{aligned}
+
+    as ``torch.optim.Adam``. At :math:`t = 1`, :math:`\hat m = g` and :math:`\hat v = g^2`,
+    so the first step is :math:`\eta\, g / (\sqrt{g^2} + \epsilon)`, about :math:`\eta` in
+    size for every weight. The L2 term passes through the scaling by
+    :math:`1/\sqrt{\hat v}` (weights with large gradients are decayed less); :class:`AdamW`
     decouples it. ``state[i]`` holds ``"m"``, ``"v"`` and the step count ``"t"``.
     """
 
@@ -284,15 +310,21 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
-    """Adam with decoupled weight decay (Loshchilov & Hutter, 2019): the weights shrink by
-    a fixed fraction ηλ per step, outside the adaptive scaling, instead of adding λw to the
-    gradient. With the notation of :class:`Adam` and λ = ``weight_decay``:
+    r"""Adam with decoupled weight decay (Loshchilov & Hutter, 2019): the weights shrink by
+    a fixed fraction :math:`\eta\lambda` per step, outside the adaptive scaling, instead of
+    adding :math:`\lambda w` to the gradient. With the notation of :class:`Adam` and
+    :math:`\lambda` = ``weight_decay``:
 
-        w'(t) = (1 - ηλ) w(t)                         (decay, before the Adam step)
-        m(t), v(t), m̂(t), v̂(t) from g(t) as in Adam (g without λw)
-        w(t+1) = w'(t) - η m̂(t) / (√v̂(t) + ε)
+    .. math::
 
-    as ``torch.optim.AdamW`` (which ties the decay to η; the paper writes a separate
+        \begin{aligned}
+        w'(t) &= (1 - \eta\lambda)\, w(t) && \text{decay, before the Adam step}\\
+        m(t), v(t), \hat m(t), \hat v(t) &\text{ from } g(t) \text{ as in Adam}
+            && \text{(} g \text{ without } \lambda w)\\
+        w(t+1) &= w'(t) - \eta\, \hat m(t) / \bigl(\sqrt{\hat v(t)} + \epsilon\bigr)
+        \end{aligned}
+
+    as ``torch.optim.AdamW`` (which ties the decay to :math:`\eta`; the paper writes a separate
     schedule multiplier). Every weight is decayed at the same rate, whatever its gradient
     scale, which is the point of decoupling.
     """
@@ -314,16 +346,21 @@ class AdamW(Adam):
 
 
 def clip_grad_norm(params: Iterable[Tensor], max_norm: float) -> float:
-    """Rescale the gradients together so that their joint norm is at most ``max_norm``;
+    r"""Rescale the gradients together so that their joint norm is at most ``max_norm``;
     return the norm before clipping.
 
-    The gradients count as one vector g (parameters whose ``grad`` is None are left out):
+    The gradients count as one vector :math:`g` (parameters whose ``grad`` is None are left
+    out):
 
-        ‖g‖ = √(Σ_p ‖g_p‖²),    g_p ← g_p · max_norm / (‖g‖ + 10⁻⁶)   if that factor < 1
+    .. math::
+
+        \|g\| = \sqrt{\textstyle\sum_p \|g_p\|^2}, \qquad
+        g_p \leftarrow g_p \cdot \frac{\text{max\_norm}}{\|g\| + 10^{-6}}
+        \quad \text{if that factor is} < 1
 
     (otherwise nothing changes), as ``torch.nn.utils.clip_grad_norm_``; the direction of
     the step is kept, only its length is capped. Each clipped ``grad`` is a new array (a
-    gradient array may be shared). Raises FloatingPointError if ‖g‖ is NaN or infinite:
+    gradient array may be shared). Raises FloatingPointError if :math:`\|g\|` is NaN or infinite:
     then no scaling gives a usable step.
     """
     ps = _param_list(params, "clip_grad_norm")
