@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from . import functional as F
 from . import ops
@@ -261,7 +262,7 @@ def _positive_ints(*ns: Any) -> bool:
     return all(isinstance(n, (int, np.integer)) and n >= 1 for n in ns)
 
 
-def _float_dtype(dtype: Any, who: str) -> np.dtype:
+def _float_dtype(dtype: DTypeLike, who: str) -> np.dtype:
     dt = np.dtype(dtype)
     if dt not in (np.float32, np.float64):
         raise TypeError(f"{who}: dtype must be float32 or float64, got {dt}")
@@ -326,7 +327,7 @@ class Linear(Module):
         init: str = "he",
         scale: float | None = None,
         seed: Seed = None,
-        dtype: Any = np.float64,
+        dtype: DTypeLike = np.float64,
     ) -> None:
         if not _positive_ints(n_in, n_out):
             raise ValueError(f"Linear: sizes must be positive ints, got n_in={n_in}, n_out={n_out}")
@@ -461,7 +462,7 @@ class MLP(Module):
         init: str | None = None,
         scale: float | None = None,
         seed: Seed = 0,
-        dtype: Any = np.float64,
+        dtype: DTypeLike = np.float64,
     ) -> None:
         if len(sizes) < 2:
             raise ValueError(f"MLP: sizes needs at least an input and an output size, got {sizes}")
@@ -525,7 +526,7 @@ class BatchNorm1d(Module):
     buffer_names = ("running_mean", "running_var")
 
     def __init__(self, n: int, eps: float = 1e-5, momentum: float = 0.1,
-                 dtype: Any = np.float64) -> None:
+                 dtype: DTypeLike = np.float64) -> None:
         _norm_size(n, eps, "BatchNorm1d")
         if not 0 <= momentum <= 1:
             raise ValueError(f"BatchNorm1d: momentum must lie in [0, 1], got {momentum!r}")
@@ -571,7 +572,7 @@ class LayerNorm(Module):
     :class:`BatchNorm1d`, with the means over the features of one example.
     """
 
-    def __init__(self, n: int, eps: float = 1e-5, dtype: Any = np.float64) -> None:
+    def __init__(self, n: int, eps: float = 1e-5, dtype: DTypeLike = np.float64) -> None:
         _norm_size(n, eps, "LayerNorm")
         dt = _float_dtype(dtype, "LayerNorm")
         self.n, self.eps = n, float(eps)
@@ -653,7 +654,7 @@ class Conv2d(Module):
         init: str = "he",
         scale: float | None = None,
         seed: Seed = None,
-        dtype: Any = np.float64,
+        dtype: DTypeLike = np.float64,
     ) -> None:
         if not _positive_ints(in_channels, out_channels):
             raise ValueError(
@@ -739,7 +740,7 @@ class _Recurrent(Module):
     n_gates = 1  # blocks of n_hidden rows in weight_ih, weight_hh, bias_ih, bias_hh
 
     def __init__(
-        self, n_in: int, n_hidden: int, bias: bool, seed: Seed, dtype: Any
+        self, n_in: int, n_hidden: int, bias: bool, seed: Seed, dtype: DTypeLike
     ) -> None:
         who = type(self).__name__
         if not _positive_ints(n_in, n_hidden):
@@ -827,7 +828,7 @@ class RNN(_Recurrent):
         nonlinearity: str = "tanh",
         bias: bool = True,
         seed: Seed = None,
-        dtype: Any = np.float64,
+        dtype: DTypeLike = np.float64,
     ) -> None:
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(
@@ -881,7 +882,7 @@ class LSTM(_Recurrent):
         n_hidden: int,
         bias: bool = True,
         seed: Seed = None,
-        dtype: Any = np.float64,
+        dtype: DTypeLike = np.float64,
     ) -> None:
         super().__init__(n_in, n_hidden, bias, seed, dtype)
 
