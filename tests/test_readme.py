@@ -26,3 +26,9 @@ def test_examples_run_and_train(path):
         # Every example trains a model: the loss it ends with must be small and finite.
         loss = namespace["loss"].item()
         assert 0 <= loss < 0.1, f"{path.name}: example ends with loss {loss}"
+
+
+def test_landing_page_shows_the_readme_example():
+    """One example, not two that drift: the book's landing page repeats the README's."""
+    readme, landing = (python_blocks(path) for path in PAGES)
+    assert landing == readme
