@@ -80,10 +80,8 @@ class Dual(Operators):
         try:
             out = prim.fwd(*primals, **params)
         except ValueError as e:
-            if "broadcast" not in str(e):
-                raise
-            shapes = " and ".join(str(p.shape) for p in primals)
-            raise ValueError(f"{prim.name}: shapes {shapes} cannot be broadcast together") from e
+            prim.explain_broadcast(e, primals)
+            raise
         out = np.asarray(out[0] if prim.residual else out)
         dual = Dual.__new__(Dual)
         dual.primal, dual.tangent = out, push_tangent(prim, out, primals, tangents, params)

@@ -67,6 +67,14 @@ class Primitive:
         out = self.fwd(*args, **params)
         return out[0] if self.residual else out
 
+    def explain_broadcast(self, error: ValueError, arrays: list) -> None:
+        """Raise NumPy's broadcasting error again, naming this primitive and the shapes
+        (an interpretation calls it where ``fwd`` raised ValueError; other errors pass)."""
+        if "broadcast" in str(error):
+            shapes = " and ".join(str(np.shape(a)) for a in arrays)
+            message = f"{self.name}: shapes {shapes} cannot be broadcast together"
+            raise ValueError(message) from error
+
     def __eq__(self, other: object) -> bool:
         return other is self or other == self.name
 

@@ -137,10 +137,8 @@ class Tensor(Operators):
         try:
             data = prim.fwd(*arrays, **params)
         except ValueError as e:
-            if "broadcast" not in str(e):
-                raise
-            shapes = " and ".join(str(a.shape) for a in arrays)
-            raise ValueError(f"{prim.name}: shapes {shapes} cannot be broadcast together") from e
+            prim.explain_broadcast(e, arrays)
+            raise
         res = None
         if prim.residual:
             data, res = data

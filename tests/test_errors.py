@@ -117,3 +117,11 @@ def test_grad_requires_scalar_output():
 def test_tensor_with_a_value_operand_names_the_type():
     with pytest.raises(TypeError, match=r"Tensor: cannot use data of type Value"):
         Tensor(np.ones(2)) + bpkit.Value(1.0)
+
+
+def test_broadcast_errors_name_the_primitive_and_shapes_in_both_modes():
+    message = r"add: shapes \(3,\) and \(4,\) cannot be broadcast together"
+    with pytest.raises(ValueError, match=message):
+        Tensor(np.ones(3)) + Tensor(np.ones(4))
+    with pytest.raises(ValueError, match=message):
+        bpkit.jvp(lambda x: x + np.ones(4), np.ones(3), np.ones(3))
