@@ -14,9 +14,7 @@ import io
 import os
 import posixpath
 import re
-import shutil
 import subprocess
-import sys
 import threading
 from html import unescape
 from pathlib import Path
@@ -24,6 +22,8 @@ from urllib.parse import urlparse
 
 import pytest
 from bs4 import BeautifulSoup, Tag
+from commands import jupyter_book
+from graphs import eq_5_1
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,14 +38,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SCREENSHOT = ROOT / "_build" / "screenshots" / "chain_rule.png"
-
-
-def jupyter_book() -> str:
-    exe = Path(sys.executable).with_name("jupyter-book")
-    found = str(exe) if exe.exists() else shutil.which("jupyter-book")
-    if found is None:
-        pytest.fail("jupyter-book is not installed: pip install -e '.[test]'")
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -409,22 +401,6 @@ def smallest_text_px(figure) -> float:
     )
 
 
-def chapter_5_graph():
-    """Eq. (5.1) as chapter 5 records it with bpkit.Value (same labels)."""
-    from bpkit import Value
-
-    x1, x2, w = Value(0.3, label="x1"), Value(-1.2, label="x2"), Value(0.7, label="w")
-    v4 = w * x1
-    v5 = w * x2
-    v6 = v4 + v5
-    v7 = v6.tanh()
-    v8 = v7 * v6
-    v9 = v8 + v4
-    for k, v in enumerate([v4, v5, v6, v7, v8, v9], start=4):
-        v.label = f"v{k}"
-    return v9
-
-
 def test_backprop_explorable_shows_bpkits_numbers(site, browser):
     """Chapter 5's step-by-step figure: after k clicks on Step, the node it names and the
     value and adjoint it shows are bpkit's (forward pass in topological order, then the
@@ -434,7 +410,7 @@ def test_backprop_explorable_shows_bpkits_numbers(site, browser):
     from bpkit.engine import topological_order
 
     base, _ = site
-    root = chapter_5_graph()
+    root = eq_5_1()
     root.backward()
     order = topological_order(root)
     forward = [v for v in order if v.inputs]

@@ -10,6 +10,7 @@ import re
 
 import numpy as np
 import pytest
+from graphs import eq_5_1
 
 from bpkit import Value
 from bpkit.engine import topological_order
@@ -20,20 +21,6 @@ from bpkit.explore import (
     descent_explorer,
     fmt,
 )
-
-
-def example():
-    """Chapter 5's Eq. (5.1): s = w x1 + w x2, h = tanh s, f = h s + w x1."""
-    x1, x2, w = Value(0.3, label="x1"), Value(-1.2, label="x2"), Value(0.7, label="w")
-    v4 = w * x1
-    v5 = w * x2
-    v6 = v4 + v5
-    v7 = v6.tanh()
-    v8 = v7 * v6
-    v9 = v8 + v4
-    for k, v in enumerate([v4, v5, v6, v7, v8, v9], start=4):
-        v.label = f"v{k}"
-    return v9
 
 
 def breadth_first_order(root):
@@ -62,7 +49,7 @@ def by_name(data):
 
 
 def test_topological_sweep_equals_backward_bit_for_bit():
-    root = example()
+    root = eq_5_1()
     steps = backward_steps(root)
     totals = {"v9": 1.0}
     for s in steps:
@@ -75,10 +62,10 @@ def test_topological_sweep_equals_backward_bit_for_bit():
 
 
 def test_exported_values_and_adjoints_are_bpkits():
-    root = example()
+    root = eq_5_1()
     fig = backprop_explorer([("topological", root, None, "")])
     data = fig.data["examples"][0]
-    grads = fresh_backward(example())
+    grads = fresh_backward(eq_5_1())
     nodes = by_name(data)
     values = {v.label: v.data for v in topological_order(root)}
     assert {k: n["value"] for k, n in nodes.items()} == {k: fmt(v) for k, v in values.items()}
@@ -102,10 +89,10 @@ def test_exported_values_and_adjoints_are_bpkits():
 
 
 def test_wrong_order_gives_a_wrong_gradient():
-    root = example()
+    root = eq_5_1()
     fig = backprop_explorer([("bfs", root, breadth_first_order(root), "")])
     data = fig.data["examples"][0]
-    grads = fresh_backward(example())
+    grads = fresh_backward(eq_5_1())
     # the breadth-first sweep, done by hand on bpkit's partials
     adjoint = {id(v): 0.0 for v in topological_order(root)}
     adjoint[id(root)] = 1.0
@@ -126,7 +113,7 @@ def test_wrong_order_gives_a_wrong_gradient():
 
 
 def test_layout_puts_each_node_below_its_inputs():
-    data = backprop_explorer([("t", example(), None, "")]).data["examples"][0]
+    data = backprop_explorer([("t", eq_5_1(), None, "")]).data["examples"][0]
     for e in data["edges"]:
         assert data["nodes"][e["from"]]["y"] < data["nodes"][e["to"]]["y"]
     for n in data["nodes"]:
@@ -135,8 +122,8 @@ def test_layout_puts_each_node_below_its_inputs():
 
 
 def test_html_is_self_contained_and_deterministic():
-    html_1 = backprop_explorer([("t", example(), None, "")], element_id="f1").html()
-    html_2 = backprop_explorer([("t", example(), None, "")], element_id="f1").html()
+    html_1 = backprop_explorer([("t", eq_5_1(), None, "")], element_id="f1").html()
+    html_2 = backprop_explorer([("t", eq_5_1(), None, "")], element_id="f1").html()
     assert html_1 == html_2
     assert "<script src" not in html_1 and "http" not in html_1.replace(
         "http://www.w3.org/2000/svg", "")

@@ -15,12 +15,12 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import unicodedata
 from pathlib import Path
 
 import pytest
 import yaml
+from commands import jupyter_book
 from PIL import Image, ImageStat
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,14 +41,6 @@ NUMBER_WORDS = ("ONE TWO THREE FOUR FIVE SIX SEVEN EIGHT NINE TEN ELEVEN TWELVE 
 ROMAN = "I II III IV V VI VII VIII IX X".split()
 # Mathematical Alphanumeric Symbols: the italic letters unicode-math sets math in
 MATH_LETTER = re.compile("[\U0001d400-\U0001d7ff]")
-
-
-def jupyter_book() -> str:
-    exe = Path(sys.executable).with_name("jupyter-book")
-    found = str(exe) if exe.exists() else shutil.which("jupyter-book")
-    if found is None:
-        pytest.fail("jupyter-book is not installed: pip install -e '.[test]'")
-    return found
 
 
 def run(*cmd: str | Path) -> str:
