@@ -3,9 +3,9 @@
 A graph node has ``inputs`` (the nodes it was computed from; empty for a leaf), ``op`` (its
 operation), ``data`` and ``grad`` (its adjoint dC/d(data)). A :class:`bpkit.Value` also has
 ``partials``, the local derivatives d(node)/d(input), one per input; a :class:`bpkit.Tensor`
-has the primitive ``op`` (see :mod:`bpkit.ops`), its keyword ``params``, the
-``saved_versions`` of its inputs and output at the time it was recorded and the primitive's
-``residual`` (or None).
+has the primitive ``op`` (see :mod:`bpkit.ops`), its keyword ``params``, its input arrays
+``args``, the primitive's ``residual`` (or None) and ``recorded_at``, the value of the edit
+clock :data:`edits` (the count of in-place changes of tensors) when it was recorded.
 
 :func:`topological_order` lists the nodes so that each comes after its inputs;
 :func:`backward` runs the reverse sweep: starting from the output's adjoint, each node in
@@ -36,6 +36,7 @@ class _Modes(threading.local):
 
 
 modes = _Modes()
+edits = [0]  # the edit clock: in-place changes of tensor data so far, in all threads
 
 
 @contextmanager
@@ -90,22 +91,23 @@ def describe(*arrays: np.ndarray) -> str:
 
 
 def _check_versions(node: Any) -> None:
-    """Raise if data that node's rules read was changed in place since it was recorded."""
-    xs, saved, reads = node.inputs, node.saved_versions, node.op.reads
+    """Raise if data that node's rules read was changed in place since it was recorded (a
+    change after ``node.recorded_at`` on the edit clock)."""
+    xs, reads, then = node.inputs, node.op.reads, node.recorded_at
     for i, x in enumerate(xs):
         if not x.requires_grad:
             continue
         for j in range(len(xs) + 1) if reads is None else reads[i]:
             t = node if j == -1 or j == len(xs) else xs[j]
-            if t.version != saved[j]:
+            if t.changed_at > then:
                 what = "the output" if t is node else f"input {xs.index(t)}"
                 op = node.op.name
                 raise RuntimeError(
                     f"backward: {what} of {op} (shape/dtype {describe(t.data)}"
                     f"{', label ' + repr(t.label) if t.label else ''}) was modified in place "
-                    f"since {op} recorded it (version {saved[j]} then, {t.version} now), so "
-                    f"the graph no longer matches the data; recompute the forward pass after "
-                    f"changing it (e.g. after opt.step())"
+                    f"since {op} recorded it (it is at version {t.version} now), so the graph "
+                    f"no longer matches the data; recompute the forward pass after changing "
+                    f"it (e.g. after opt.step())"
                 )
 
 
@@ -166,12 +168,14 @@ def backward(
     adjoint: dict[Any, Any] = {}
     owned: set[Any] = set()  # the nodes whose adjoint is an array a rule just made
     leaves = []
+    now = edits[0]
     for node in order:
-        if node.saved_versions is not None:
-            _check_versions(node)  # before any rule runs, nothing is stored on error
-        elif not node.inputs:
+        if node.inputs:
+            if node.recorded_at != now and node.op.reads_data:
+                _check_versions(node)  # before any rule runs, nothing is stored on error
+        elif node.requires_grad:
             leaves.append(node)
-            if inputs is None and node.grad is not None and node.requires_grad:
+            if inputs is None and node.grad is not None:
                 adjoint[node] = node.grad  # a leaf adds to what it holds
     check, store = modes.debug, inputs is None
     _add(adjoint, owned, root, seed, None, create_graph)  # with create_graph, a Tensor seed
@@ -188,7 +192,7 @@ def backward(
         if create_graph:
             out, args = node, xs
         else:
-            out, args = node.data, [x.data for x in xs]
+            out, args = node.data, node.args
             if node.residual is not None:
                 params = {**params, "res": node.residual}
         for x, a, vjp in zip(xs, args, node.op.vjps):  # noqa: B905 (a bias may be absent)

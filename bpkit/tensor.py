@@ -79,17 +79,18 @@ class Tensor(Operators):
     given floating data (a TypeError names the dtype).
     ``grad`` is None until :meth:`backward` reaches the tensor, then an ndarray of the
     tensor's shape and dtype. ``label`` is an optional name for drawings. A result of an
-    operation records ``inputs``, ``op`` (the primitive), ``params`` and ``saved_versions``.
+    operation records ``inputs``, ``op`` (the primitive), ``params``, the input arrays ``args``
+    and the edit clock ``recorded_at``.
     """
 
     __slots__ = ("_data", "_version", "grad", "requires_grad", "inputs", "op", "params",
-                 "saved_versions", "residual", "label")
+                 "args", "recorded_at", "residual", "label")
 
     def __init__(self, data: ArrayLike, requires_grad: bool = False, label: str = "") -> None:
         if isinstance(data, Tensor):
             version, data = data._version, data._data  # same memory, same version counter
         else:
-            version = [0]
+            version = [0, 0]
         if hasattr(data, "bind"):
             raise TypeError(
                 "Tensor: cannot wrap a forward-mode Dual; this operation has no forward-mode "
@@ -107,7 +108,7 @@ class Tensor(Operators):
                     f"Tensor(requires_grad=True): gradients need floating data, got dtype "
                     f"{arr.dtype} with shape {arr.shape}; pass e.g. np.asarray(x, dtype=np.float64)"
                 )
-            arr, version = _as_data(data), [0]
+            arr, version = _as_data(data), [0, 0]
         self._data: np.ndarray = arr
         self._version = version
         self.grad: Any = None
@@ -115,7 +116,8 @@ class Tensor(Operators):
         self.inputs: tuple[Tensor, ...] = ()
         self.op: Primitive | None = None
         self.params: dict[str, Any] = {}
-        self.saved_versions: tuple[int, ...] | None = None
+        self.args: list[np.ndarray] | None = None
+        self.recorded_at = 0
         self.residual: Any = None
         self.label = label
 
@@ -127,11 +129,12 @@ class Tensor(Operators):
         node when grad mode is on and an input requires a gradient."""
         xs, arrays, needs_grad = [], [], False
         for a in args:
-            if not isinstance(a, Tensor):
+            if type(a) is not Tensor and not isinstance(a, Tensor):
                 if hasattr(a, "bind") and not isinstance(a, np.ndarray):
                     return a.bind(prim, *args, **params)  # forward mode carries the operation
                 a = _constant(a, self._data)
-            needs_grad = needs_grad or a.requires_grad
+            elif a.requires_grad:
+                needs_grad = True
             xs.append(a)
             arrays.append(a._data)
         try:
@@ -150,17 +153,15 @@ class Tensor(Operators):
         if base is not None and (base is arrays[0] or base is arrays[0].base):
             out._version = xs[0]._version  # a view: a change to either is a change to both
         else:
-            out._version = [0]
+            out._version = [0, 0]
         modes = engine.modes
         if modes.debug:
             _check_finite(prim, data, arrays)
         if needs_grad and modes.grad:
-            out.requires_grad, out.inputs, out.residual = True, tuple(xs), res
-            out.saved_versions = (
-                (*[x._version[0] for x in xs], out._version[0]) if prim.reads_data else None
-            )
+            out.requires_grad, out.inputs, out.args, out.residual = True, tuple(xs), arrays, res
+            out.recorded_at = engine.edits[0]
         else:
-            out.requires_grad, out.inputs, out.saved_versions, out.residual = False, (), None, None
+            out.requires_grad, out.inputs, out.args, out.residual = False, (), None, None
         return out
 
     # -- the array ------------------------------------------------------------------------
@@ -175,7 +176,15 @@ class Tensor(Operators):
     @data.setter
     def data(self, value: np.ndarray) -> None:
         self._data = value
-        self._version[0] += 1
+        engine.edits[0] += 1  # as _changed(), inline: optimisers assign data every step
+        v = self._version
+        v[0] += 1
+        v[1] = engine.edits[0]
+
+    @property
+    def changed_at(self) -> int:
+        """The engine's edit clock at this tensor's last in-place change (0: never)."""
+        return self._version[1]
 
     @property
     def version(self) -> int:
@@ -188,7 +197,15 @@ class Tensor(Operators):
         """``data[...] = values``: overwrite the entries in place (keeping the array and its
         memory layout, so views and optimisers stay attached); the version goes up."""
         self._data[...] = values
-        self._version[0] += 1
+        self._changed()
+
+    def _changed(self) -> None:
+        """Count an in-place change: the version goes up, stamped with the engine's edit
+        clock (``backward`` compares it with the ``recorded_at`` of the nodes that read it)."""
+        engine.edits[0] += 1
+        v = self._version
+        v[0] += 1
+        v[1] = engine.edits[0]
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -318,8 +335,9 @@ class Tensor(Operators):
 def _constant(x: ArrayLike, like: np.ndarray) -> Tensor:
     """A constant operand (array or number) as a leaf Tensor that needs no gradient."""
     c = Tensor.__new__(Tensor)
-    c._data, c._version, c.grad, c.requires_grad = _as_data(x, like), [0], None, False
-    c.inputs, c.op, c.params, c.saved_versions, c.residual, c.label = (), None, {}, None, None, ""
+    c._data, c._version, c.grad, c.requires_grad = _as_data(x, like), [0, 0], None, False
+    c.inputs, c.op, c.params, c.args, c.residual, c.label = (), None, {}, None, None, ""
+    c.recorded_at = 0
     return c
 
 
