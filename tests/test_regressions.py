@@ -41,6 +41,28 @@ def test_readme_loop_backward_step_backward_raises():
     loss.backward()
 
 
+def test_only_changes_after_recording_and_to_data_a_rule_reads_are_refused():
+    """The engine compares each node's recorded_at with the tensors' changed_at (the edit
+    clock): a change before the node was recorded, or to a tensor its rules do not read, or
+    to an unrelated tensor, leaves the backward pass valid."""
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    w = Tensor([3.0, 4.0], requires_grad=True)
+    other = Tensor([0.0], requires_grad=True)
+    x.data += 1  # before recording: fine
+    out = (x * w).sum() + (x + w).sum()
+    other.data += 1  # unrelated
+    out.backward()
+    assert np.array_equal(x.grad, [4.0, 5.0]) and np.array_equal(w.grad, [3.0, 4.0])
+    s = (x + w).sum()  # add reads no data: changing an input keeps its rule right
+    x.data += 1
+    s.backward()
+    assert np.array_equal(w.grad, [4.0, 5.0])
+    out = (x * w).sum()
+    w.data += 1  # mul's rule for x reads w
+    with pytest.raises(RuntimeError, match="input 1 of mul .* version 1 now"):
+        out.backward()
+
+
 def test_versions_count_setter_assign_set_flat_and_load():
     p = Tensor(np.zeros((2, 2)), requires_grad=True)
     assert p.version == 0
