@@ -183,7 +183,7 @@ class Tensor(Operators):
 
     @property
     def changed_at(self) -> int:
-        """The engine's edit clock at this tensor's last in-place change (0: never)."""
+        """When ``data`` last changed in place, on the engine's edit clock (0 if never)."""
         return self._version[1]
 
     @property
