@@ -1,19 +1,9 @@
-"""Symbolic backpropagation with SymPy: the delta rule checked against SymPy's derivatives.
+"""Symbolic backpropagation with SymPy (optional: ``import bpkit`` does not import it).
 
-Build the loss C of a small fully connected network as a SymPy expression, let SymPy
-differentiate it, and compare with the gradients that the backpropagation equations give:
+The gradients of a small network's loss C by the delta rule, checked against SymPy's:
 
-    delta^L = dC/da^L ⊙ f'(z^L)
-    delta^l = ((W^{l+1})^T delta^{l+1}) ⊙ f'(z^l)
+    delta^L = dC/da^L ⊙ f'(z^L),    delta^l = ((W^{l+1})^T delta^{l+1}) ⊙ f'(z^l),
     dC/dW^l = delta^l (a^{l-1})^T,    dC/db^l = delta^l.
-
-``import bpkit`` does not import this module (SymPy is an optional dependency).
-
-Example::
-
-    net = network([2, 2, 1])
-    nabla_W, nabla_b = delta_rule(net)
-    check_equal(nabla_W[1], gradient(net.C, net.W[1]))
 """
 
 # ruff: noqa: E741  (l is the layer index of the book's notation, W^l, z^l, delta^l)
@@ -29,18 +19,13 @@ __all__ = ["Network", "network", "logistic", "gradient", "delta_rule", "check_eq
 
 
 class logistic(sp.Function):
-    """The logistic function sigma(z) = 1 / (1 + e^{-z}), printed as sigma(z).
-
-    Its derivative is given in the form used in 1986, sigma'(z) = sigma(z) (1 - sigma(z)),
-    so SymPy's derivatives of a network stay short; ``expr.rewrite(sp.exp)`` writes every
-    sigma out as 1 / (1 + e^{-z}) (and the tests check the derivative in that form).
-    """
+    """sigma(z) = 1 / (1 + e^{-z}), printed as sigma(z), with the derivative written as in
+    1986, sigma(z) (1 - sigma(z)); ``expr.rewrite(sp.exp)`` writes it out with exp."""
 
     @classmethod
     def eval(cls, z):
         if z.is_Number:
             return 1 / (1 + sp.exp(-z))
-        return None
 
     def fdiff(self, argindex: int = 1) -> sp.Expr:
         s = logistic(self.args[0])
@@ -53,37 +38,24 @@ class logistic(sp.Function):
         return self.rewrite(sp.exp)._eval_evalf(prec)
 
     def _latex(self, printer, exp=None):
-        arg = printer._print(self.args[0])
-        s = rf"\sigma\left({arg}\right)"
+        s = rf"\sigma\left({printer._print(self.args[0])}\right)"
         return s if exp is None else rf"{s}^{{{exp}}}"
 
 
-def _activation(name: str | Callable) -> tuple[Callable, Callable | None]:
-    """Return (f, f' written through a = f(z)) for a named activation; f' is None for a
-    callable, which is then differentiated by SymPy at z."""
-    if callable(name):
-        return name, None
-    table = {
-        # sigma'(z) = a (1 - a) and tanh'(z) = 1 - a^2, written through a = f(z).
-        "sigmoid": (logistic, lambda a: a * (1 - a)),
-        "tanh": (sp.tanh, lambda a: 1 - a**2),
-        "identity": (lambda z: z, lambda a: sp.Integer(1)),
-    }
-    if name not in table:
-        raise ValueError(
-            f"symbolic: unknown activation {name!r}; use one of {sorted(table)} or a callable"
-        )
-    return table[name]
+# f and f' written through a = f(z), for the named activations
+_ACTIVATIONS = {
+    "sigmoid": (logistic, lambda a: a * (1 - a)),
+    "tanh": (sp.tanh, lambda a: 1 - a**2),
+    "identity": (lambda z: z, lambda a: sp.Integer(1)),
+}
 
 
 @dataclass
 class Network:
-    """A fully connected network written out symbolically, for one example (x, y).
-
-    Lists are indexed by layer l = 0..L (entry 0 is ``None`` for ``W``, ``b``, ``z``):
-    ``W[l]`` is the (n_l x n_{l-1}) Matrix of symbols w^l_{jk}, ``b[l]`` the column of
-    b^l_j, ``z[l] = W[l] a[l-1] + b[l]``, ``a[l] = f(z[l])``, ``a[0] = x``; ``C`` is the loss.
-    """
+    """A fully connected network written out symbolically, for one example (x, y). Lists are
+    indexed by layer l = 0..L (entry 0 is ``None`` for ``W``, ``b``, ``z``): ``W[l]`` is the
+    (n_l x n_{l-1}) Matrix of symbols w^l_{jk}, ``b[l]`` the column of b^l_j,
+    ``z[l] = W[l] a[l-1] + b[l]``, ``a[l] = f(z[l])``, ``a[0] = x``; ``C`` is the loss."""
 
     sizes: list[int]
     x: sp.Matrix
@@ -105,53 +77,45 @@ class Network:
     @property
     def parameters(self) -> list[sp.Symbol]:
         """All weight and bias symbols, layer by layer."""
-        out: list[sp.Symbol] = []
-        for l in range(1, self.L + 1):
-            out += list(self.W[l]) + list(self.b[l])
-        return out
+        return [s for l in range(1, self.L + 1) for s in list(self.W[l]) + list(self.b[l])]
 
 
 def network(
-    sizes: list[int],
-    activation: str | Callable = "sigmoid",
-    loss: str = "half_squared",
+    sizes: list[int], activation: str | Callable = "sigmoid", loss: str = "half_squared"
 ) -> Network:
-    """Build the symbolic network ``sizes = [n_0, ..., n_L]`` and its loss C.
-
-    ``activation``: "sigmoid", "tanh", "identity" or a callable on a SymPy expression
-    (used in every layer). ``loss``: "half_squared", C = 1/2 sum_j (a^L_j - y_j)^2, or
-    "cross_entropy", C = -sum_j [y_j log a^L_j + (1 - y_j) log(1 - a^L_j)] (for sigmoid
-    outputs). Indices in symbol names start at 1, as in w^l_{jk}.
-    """
+    """The network ``sizes = [n_0, ..., n_L]`` and its loss C (symbol indices from 1, as in
+    w^l_{jk}). ``activation``: "sigmoid", "tanh", "identity" or a callable on a SymPy
+    expression; ``loss``: "half_squared", C = 1/2 sum_j (a^L_j - y_j)^2, or "cross_entropy",
+    C = -sum_j [y_j log a^L_j + (1 - y_j) log(1 - a^L_j)] for sigmoid outputs."""
     if len(sizes) < 2 or any(not isinstance(n, int) or n < 1 for n in sizes):
         raise ValueError(f"symbolic.network: sizes must be >= 2 positive ints, got {sizes!r}")
-    f, f_prime_of_a = _activation(activation)
+    if callable(activation):
+        f, f_prime_of_a = activation, None  # SymPy differentiates f at z
+    elif activation in _ACTIVATIONS:
+        f, f_prime_of_a = _ACTIVATIONS[activation]
+    else:
+        raise ValueError(
+            f"symbolic: unknown activation {activation!r}; use one of {sorted(_ACTIVATIONS)} "
+            f"or a callable"
+        )
     x = sp.Matrix(sizes[0], 1, lambda j, _: sp.Symbol(f"x_{j + 1}", real=True))
     y = sp.Matrix(sizes[-1], 1, lambda j, _: sp.Symbol(f"y_{j + 1}", real=True))
-    W: list = [None]
-    b: list = [None]
-    z: list = [None]
-    a: list = [x]
+    W, b, z, a = [None], [None], [None], [x]  # indexed by layer l; a^0 = x
     for l in range(1, len(sizes)):
-        W.append(
-            sp.Matrix(
-                sizes[l],
-                sizes[l - 1],
-                lambda j, k, l=l: sp.Symbol(f"w^{{{l}}}_{{{j + 1}{k + 1}}}", real=True),
-            )
-        )
+        W.append(sp.Matrix(
+            sizes[l], sizes[l - 1],
+            lambda j, k, l=l: sp.Symbol(f"w^{{{l}}}_{{{j + 1}{k + 1}}}", real=True),
+        ))
         b.append(sp.Matrix(sizes[l], 1, lambda j, _, l=l: sp.Symbol(f"b^{{{l}}}_{{{j + 1}}}")))
         z.append(W[l] * a[l - 1] + b[l])
         a.append(z[l].applyfunc(f))
     aL = a[-1]
     if loss == "half_squared":
-        C = sum(((aL[j] - y[j]) ** 2 for j in range(len(y))), sp.Integer(0)) / 2
+        C = sum(((o - t) ** 2 for o, t in zip(aL, y, strict=True)), sp.Integer(0)) / 2
         dC_da = aL - y
     elif loss == "cross_entropy":
-        C = -sum(
-            (y[j] * sp.log(aL[j]) + (1 - y[j]) * sp.log(1 - aL[j]) for j in range(len(y))),
-            sp.Integer(0),
-        )
+        terms = (t * sp.log(o) + (1 - t) * sp.log(1 - o) for o, t in zip(aL, y, strict=True))
+        C = -sum(terms, sp.Integer(0))
         dC_da = sp.Matrix(len(y), 1, lambda j, _: (aL[j] - y[j]) / (aL[j] * (1 - aL[j])))
     else:
         raise ValueError(
@@ -175,28 +139,20 @@ def _f_prime(net: Network, l: int) -> sp.Matrix:
 
 
 def delta_rule(net: Network) -> tuple[list, list]:
-    """Gradients of C by the backpropagation (delta-rule) recursion, written symbolically.
-
-    delta^L = dC/da^L ⊙ f'(z^L); delta^l = ((W^{l+1})^T delta^{l+1}) ⊙ f'(z^l);
-    returns ``(nabla_W, nabla_b)`` with nabla_W[l] = delta^l (a^{l-1})^T and
-    nabla_b[l] = delta^l (index 0 is ``None``).
-    """
+    """Gradients of C by the delta-rule recursion: ``(nabla_W, nabla_b)`` with
+    nabla_W[l] = delta^l (a^{l-1})^T and nabla_b[l] = delta^l (index 0 is ``None``)."""
     L = net.L
     delta: list = [None] * (L + 1)
     delta[L] = net.dC_da.multiply_elementwise(_f_prime(net, L))
     for l in range(L - 1, 0, -1):
         delta[l] = (net.W[l + 1].T * delta[l + 1]).multiply_elementwise(_f_prime(net, l))
     nabla_W = [None] + [delta[l] * net.a[l - 1].T for l in range(1, L + 1)]
-    nabla_b = [None] + [delta[l] for l in range(1, L + 1)]
-    return nabla_W, nabla_b
+    return nabla_W, [None] + delta[1:]
 
 
 def check_equal(expr1: sp.Expr | sp.MatrixBase, expr2: sp.Expr | sp.MatrixBase) -> None:
-    """Assert that two SymPy expressions (or Matrices of the same shape) are identically equal.
-
-    Reduces each difference to zero (expand, then cancel over a common denominator, then
-    ``simplify``); raises AssertionError showing the first difference that does not vanish.
-    """
+    """Assert that two SymPy expressions (or Matrices of one shape) are identically equal:
+    each difference must expand, cancel or ``simplify`` to 0, else AssertionError."""
     m1 = expr1 if isinstance(expr1, sp.MatrixBase) else sp.Matrix([expr1])
     m2 = expr2 if isinstance(expr2, sp.MatrixBase) else sp.Matrix([expr2])
     if m1.shape != m2.shape:
