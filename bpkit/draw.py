@@ -1,13 +1,9 @@
 """Drawing computation graphs with matplotlib (no Graphviz needed).
 
-:func:`draw_graph` draws the graph that ends at a :class:`bpkit.Value` or
-:class:`bpkit.Tensor` as a layered DAG, inputs on the left and the output on the right: a
-node's column is the length of the longest path to it from a leaf. Each box shows the
-node's label and operation, its value (or shape, for tensors) and its adjoint ``grad``;
-each arrow is one use of a child by a parent (a node used twice gets two arrows). The
-layout is a deterministic function of the graph.
-
-``import bpkit`` does not import this module (matplotlib is an optional dependency).
+:func:`draw_graph` draws the graph ending at a Value or Tensor in the layers of
+``bpkit.engine.graph_layers``, inputs on the left: each box shows a node's label, op, value
+(or shape) and ``grad``; each arrow is one use of a child by a parent. ``import bpkit`` does not
+import this module (matplotlib is an optional dependency).
 """
 
 from __future__ import annotations
@@ -24,29 +20,12 @@ except ImportError as e:  # matplotlib is an optional dependency
         "bpkit.draw needs matplotlib: pip install 'bpkit[plot]' (or pip install matplotlib)"
     ) from e
 
-from .engine import topological_order
+from .engine import graph_layers, topological_order
 
 __all__ = ["draw_graph"]
 
 FORWARD_COLOR = "0.25"
 ADJOINT_COLOR = "tab:red"
-
-
-def _graph(root: Any, max_nodes: int) -> tuple[list[Any], dict[int, int]]:
-    """Nodes in topological order and each node's layer: 0 for a leaf, else 1 + the largest
-    layer of its inputs."""
-    if not hasattr(root, "inputs") or not hasattr(root, "data"):
-        raise TypeError(f"draw_graph: expected a bpkit Value or Tensor, got {type(root).__name__}")
-    order = topological_order(root)
-    if len(order) > max_nodes:
-        raise ValueError(
-            f"draw_graph: the graph has more than max_nodes={max_nodes} nodes; draw a smaller "
-            f"expression or raise max_nodes"
-        )
-    layer: dict[int, int] = {}
-    for node in order:
-        layer[id(node)] = 1 + max((layer[id(c)] for c in node.inputs), default=-1)
-    return order, layer
 
 
 def _fmt(x: float) -> str:
@@ -78,46 +57,9 @@ def _node_text(node: Any, show_grad: bool) -> str:
     return "\n".join(lines)
 
 
-def _order_layers(order: list[Any], layer: dict[int, int]) -> list[list[Any]]:
-    """Nodes grouped by layer, ordered to reduce crossings: a sweep left to right sorts each
-    layer by the mean position of the nodes' children, then a sweep right to left by the
-    mean position of their parents (ties keep the previous order)."""
-    n_layers = 1 + max(layer.values())
-    layers: list[list[Any]] = [[] for _ in range(n_layers)]
-    for node in order:
-        layers[layer[id(node)]].append(node)
-    parents: dict[int, list[Any]] = {id(n): [] for n in order}
-    for n in order:
-        for c in n.inputs:
-            parents[id(c)].append(n)
-    pos: dict[int, float] = {}
-
-    def place(nodes: list[Any]) -> None:
-        m = len(nodes)
-        for i, n in enumerate(nodes):
-            pos[id(n)] = (m - 1) / 2 - i
-
-    def sort_by(nodes: list[Any], neighbours: Any) -> None:
-        rank = {id(n): i for i, n in enumerate(nodes)}
-        means = {}
-        for n in nodes:
-            ys = [pos[id(c)] for c in neighbours(n) if id(c) in pos]
-            means[id(n)] = -float(np.mean(ys)) if ys else float(rank[id(n)])
-        nodes.sort(key=lambda n: (means[id(n)], rank[id(n)]))
-
-    for k, nodes in enumerate(layers):
-        if k > 0:
-            sort_by(nodes, lambda n: n.inputs)
-        place(nodes)
-    for nodes in reversed(layers[:-1]):
-        sort_by(nodes, lambda n: parents[id(n)])
-        place(nodes)
-    return layers
-
-
 def _arc_point(ax: Axes, p0: tuple, p1: tuple, rad: float, t: float) -> tuple[float, float]:
-    """The point at parameter t on matplotlib's ``arc3,rad`` curve from p0 to p1 (a quadratic
-    Bezier built in display coordinates), in data coordinates."""
+    """The point at t on matplotlib's ``arc3,rad`` curve from p0 to p1 (a quadratic Bezier in
+    display coordinates), in data coordinates."""
     to_disp = ax.transData
     (x0, y0), (x1, y1) = to_disp.transform(p0), to_disp.transform(p1)
     cx, cy = (x0 + x1) / 2 + rad * (y1 - y0), (y0 + y1) / 2 - rad * (x1 - x0)
@@ -127,8 +69,8 @@ def _arc_point(ax: Axes, p0: tuple, p1: tuple, rad: float, t: float) -> tuple[fl
 
 
 def _side(ax: Axes, p0: tuple, p1: tuple, rad: float) -> np.ndarray:
-    """Unit normal (display coordinates) of the chord p0 -> p1 on the side where the
-    ``arc3,rad`` curve bulges; for a straight edge (rad 0) the side below a rightward edge."""
+    """Unit normal (display coordinates) of the chord p0 -> p1 on the side the ``arc3,rad``
+    curve bulges to; below a rightward straight edge."""
     d = ax.transData.transform(p1) - ax.transData.transform(p0)
     d = d / max(float(np.hypot(*d)), 1e-9)
     right = np.array([d[1], -d[0]])  # arc3 moves its control point by +rad along this normal
@@ -144,24 +86,12 @@ def _shift(ax: Axes, p: tuple, offset: np.ndarray) -> tuple[float, float]:
 def _arrow(ax: Axes, start: tuple, end: tuple, box_start: Any, box_end: Any, rad: float,
            color: str, linestyle: str, gid: str) -> None:
     """An arc arrow from ``start`` to ``end``, clipped at the two nodes' boxes."""
-    arrow = ax.annotate(
-        "",
-        xy=end,
-        xytext=start,
-        arrowprops=dict(
-            arrowstyle="-|>",
-            color=color,
-            lw=0.9,
-            linestyle=linestyle,
-            shrinkA=2,
-            shrinkB=2,
-            patchA=box_start.get_bbox_patch(),
-            patchB=box_end.get_bbox_patch(),
-            connectionstyle=f"arc3,rad={rad}",
-        ),
-        zorder=3,
+    arrowprops = dict(
+        arrowstyle="-|>", color=color, lw=0.9, linestyle=linestyle, shrinkA=2, shrinkB=2,
+        patchA=box_start.get_bbox_patch(), patchB=box_end.get_bbox_patch(),
+        connectionstyle=f"arc3,rad={rad}",
     )
-    arrow.set_gid(gid)
+    ax.annotate("", xy=end, xytext=start, arrowprops=arrowprops, zorder=3).set_gid(gid)
 
 
 def _overlaps(a: Any, others: list[Any], pad: float) -> bool:
@@ -183,29 +113,30 @@ def draw_graph(
 ) -> Axes:
     """Draw the computation graph ending at ``root`` (a Value or Tensor); return the Axes.
 
-    - ``show_grad``: print each node's adjoint ``grad`` (run ``root.backward()`` first);
-    - ``show_adjoint``: also draw the reverse pass, one red dashed arrow per edge from
-      parent to child, running beside its forward edge (below a straight one, outside a
-      curved one); for Values it is labelled, in a small boxed label placed clear of the
-      node boxes, with the contribution d(parent)/d(child) x parent.grad that the child
-      receives along that edge;
-    - ``show_local``: label forward edges of a Value graph with the local derivative
-      d(parent)/d(child).
-
-    A new figure of size ``figsize`` (by default from the graph's size) is made when ``ax``
-    is None; the adjoint arrows and labels are placed in display units for the figure's
-    size at the time of the call, so choose ``figsize`` here rather than resizing later.
-    Nodes and arrows are matplotlib artists with gid ``"bpkit-node"``, ``"bpkit-edge"`` or
-    ``"bpkit-adjoint"``; adjoint labels have gid ``"bpkit-adjoint-label"``.
+    ``show_grad`` prints each node's ``grad`` (run ``root.backward()`` first);
+    ``show_adjoint`` adds the reverse pass, a red dashed arrow beside each edge, labelled for
+    Values with the contribution d(parent)/d(child) x parent.grad; ``show_local`` labels a
+    Value graph's edges with d(parent)/d(child). Without ``ax``, a figure of ``figsize`` (by
+    default from the graph's size) is made: labels are placed in display units, so size it
+    here, not later. Artist gids: "bpkit-node", "bpkit-edge", "bpkit-adjoint" and
+    "bpkit-adjoint-label".
     """
-    order, layer = _graph(root, max_nodes)
-    layers = _order_layers(order, layer)
+    if not hasattr(root, "inputs") or not hasattr(root, "data"):
+        raise TypeError(f"draw_graph: expected a bpkit Value or Tensor, got {type(root).__name__}")
+    order = topological_order(root)
+    if len(order) > max_nodes:
+        raise ValueError(
+            f"draw_graph: the graph has more than max_nodes={max_nodes} nodes; draw a smaller "
+            f"expression or raise max_nodes"
+        )
+    layers = graph_layers(order)
     dx, dy = 2.2, 1.25
     xy: dict[int, tuple[float, float]] = {}
+    layer: dict[int, int] = {}
     for k, nodes in enumerate(layers):
-        m = len(nodes)
         for i, n in enumerate(nodes):
-            xy[id(n)] = (k * dx, ((m - 1) / 2 - i) * dy)
+            xy[id(n)] = (k * dx, ((len(nodes) - 1) / 2 - i) * dy)
+            layer[id(n)] = k
     height = max(len(nodes) for nodes in layers)
     if ax is None:
         if figsize is None:
@@ -219,24 +150,16 @@ def draw_graph(
     ax.set_axis_off()
     boxes: dict[int, Any] = {}
     for node in order:
-        x, y = xy[id(node)]
         is_root = node is root
-        text = ax.text(
-            x,
-            y,
-            _node_text(node, show_grad),
-            ha="center",
-            va="center",
-            fontsize=fontsize,
-            family="monospace",
-            zorder=2,  # below the arrows: each draw places the boxes before the arrows clip to them
-            bbox=dict(
-                boxstyle="round,pad=0.35",
-                facecolor="#fff3d6" if is_root else ("#e8f0fb" if node.inputs else "white"),
-                edgecolor="0.3",
-                linewidth=1.2 if is_root else 0.8,
-            ),
+        bbox = dict(
+            boxstyle="round,pad=0.35",
+            facecolor="#fff3d6" if is_root else ("#e8f0fb" if node.inputs else "white"),
+            edgecolor="0.3",
+            linewidth=1.2 if is_root else 0.8,
         )
+        # zorder below the arrows: each draw places the boxes before the arrows clip to them
+        text = ax.text(*xy[id(node)], _node_text(node, show_grad), ha="center", va="center",
+                       fontsize=fontsize, family="monospace", zorder=2, bbox=bbox)
         text.set_gid("bpkit-node")
         boxes[id(node)] = text
 
@@ -249,9 +172,9 @@ def draw_graph(
     labels: list[Any] = []
 
     def place_label(text: Any, curve: tuple, rad: float, normal: np.ndarray) -> None:
-        """Put ``text`` beside the curve (p0, p1) on the ``normal`` side: at the first of a
-        fixed list of points along it where its box clears every node box and earlier label,
-        else where it clears the node boxes and overlaps the fewest labels."""
+        """Put ``text`` beside the curve on the ``normal`` side, at the first of a list of
+        points along it where it clears every box and label, else where it clears the node
+        boxes and overlaps the fewest labels."""
         size = text.get_window_extent(renderer)
         away = 3 * px + abs(normal[0]) * size.width / 2 + abs(normal[1]) * size.height / 2
         best = None
@@ -279,48 +202,28 @@ def draw_graph(
             rep = counts.get(id(child), 0)
             counts[id(child)] = rep + 1
             rad = 0.15 * ((rep + 1) // 2) * (-1 if rep % 2 else 1)  # 0, -0.15, 0.15, ...
-            span = layer[id(parent)] - layer[id(child)]
-            if span > 1 and rep == 0:  # bow a long edge away from the middle, around boxes
-                up = xy[id(child)][1] + xy[id(parent)][1] >= 0
-                rad = -0.25 if up else 0.25
-            _arrow(ax, xy[id(child)], xy[id(parent)], boxes[id(child)], boxes[id(parent)],
-                   rad, FORWARD_COLOR, "-", "bpkit-edge")
+            a, b = xy[id(child)], xy[id(parent)]
+            if layer[id(parent)] - layer[id(child)] > 1 and rep == 0:
+                rad = -0.25 if a[1] + b[1] >= 0 else 0.25  # bow away from the middle
+            _arrow(ax, a, b, boxes[id(child)], boxes[id(parent)], rad, FORWARD_COLOR, "-",
+                   "bpkit-edge")
             has_local = locals_ is not None and j < len(locals_)
             if show_local and has_local:
-                ax.text(
-                    *_arc_point(ax, xy[id(child)], xy[id(parent)], rad, 0.5),
-                    _fmt(locals_[j]),
-                    fontsize=fontsize * 0.85,
-                    ha="center",
-                    va="center",
-                    color=FORWARD_COLOR,
-                    backgroundcolor="white",
-                    zorder=4,
-                )
-            if show_adjoint:
-                # the reverse arrow runs beside its forward edge, shifted to the side the
-                # edge bulges to (below a straight edge), from the parent's box to the child's
-                normal = _side(ax, xy[id(child)], xy[id(parent)], rad)
-                start = _shift(ax, xy[id(parent)], 0.9 * fontsize * px * normal)
-                end = _shift(ax, xy[id(child)], 0.9 * fontsize * px * normal)
+                ax.text(*_arc_point(ax, a, b, rad, 0.5), _fmt(locals_[j]),
+                        fontsize=fontsize * 0.85, ha="center", va="center",
+                        color=FORWARD_COLOR, backgroundcolor="white", zorder=4)
+            if show_adjoint:  # beside the forward edge, on the side it bulges to
+                normal = _side(ax, a, b, rad)
+                start = _shift(ax, b, 0.9 * fontsize * px * normal)
+                end = _shift(ax, a, 0.9 * fontsize * px * normal)
                 _arrow(ax, start, end, boxes[id(parent)], boxes[id(child)], -rad,
                        ADJOINT_COLOR, "--", "bpkit-adjoint")
                 if has_local:
-                    label = ax.text(
-                        *start,
-                        _fmt(locals_[j] * parent.grad),
-                        fontsize=fontsize * 0.85,
-                        ha="center",
-                        va="center",
-                        color=ADJOINT_COLOR,
-                        zorder=5,
-                        bbox=dict(
-                            boxstyle="round,pad=0.15",
-                            facecolor="white",
-                            edgecolor=ADJOINT_COLOR,
-                            linewidth=0.4,
-                        ),
-                    )
+                    bbox = dict(boxstyle="round,pad=0.15", facecolor="white",
+                                edgecolor=ADJOINT_COLOR, linewidth=0.4)
+                    label = ax.text(*start, _fmt(locals_[j] * parent.grad),
+                                    fontsize=fontsize * 0.85, ha="center", va="center",
+                                    color=ADJOINT_COLOR, zorder=5, bbox=bbox)
                     label.set_gid("bpkit-adjoint-label")
                     place_label(label, (start, end), -rad, normal)
     return ax

@@ -234,3 +234,36 @@ def backward(
             loose.add(base)
         node.grad = g
     return None
+
+
+def graph_layers(order: list[Any]) -> list[list[Any]]:
+    """The nodes of a topological ``order`` in layers (0 for a leaf, else 1 + the largest
+    layer of its inputs) for drawing: each layer sorted by the mean position of its nodes'
+    inputs (leaves first), then of their users (output first); ties keep the order."""
+    layer: dict[int, int] = {}
+    users: dict[int, list[Any]] = {id(n): [] for n in order}
+    for n in order:
+        layer[id(n)] = 1 + max((layer[id(x)] for x in n.inputs), default=-1)
+        for x in n.inputs:
+            users[id(x)].append(n)
+    layers: list[list[Any]] = [[] for _ in range(1 + max(layer.values()))]
+    for n in order:
+        layers[layer[id(n)]].append(n)
+    pos: dict[int, float] = {}  # a node's place in its layer, centred on 0
+
+    def arrange(nodes: list[Any], neighbours: Any) -> None:
+        rank = {id(n): i for i, n in enumerate(nodes)}
+
+        def key(n: Any) -> tuple[float, int]:
+            ys = [pos[id(m)] for m in neighbours(n) if id(m) in pos]
+            return (sum(ys) / len(ys) if ys else float(rank[id(n)]), rank[id(n)])
+
+        nodes.sort(key=key)
+        for i, n in enumerate(nodes):
+            pos[id(n)] = i - (len(nodes) - 1) / 2
+
+    for nodes in layers:
+        arrange(nodes, lambda n: n.inputs)
+    for nodes in reversed(layers[:-1]):
+        arrange(nodes, lambda n: users[id(n)])
+    return layers

@@ -1,18 +1,9 @@
 """Explorables: figures the reader drives, in the built book and in Jupyter.
 
-Each function returns an :class:`Explorable`, an object that Jupyter and the book show as
-HTML: a figure, its controls, its data as JSON and its script, all inline (the script is
-read from ``bpkit/explorables/*.js``, plain JavaScript vendored with the package; nothing is
-fetched from anywhere). The HTML is a deterministic function of the arguments: fixed
-element ids, numbers rounded to a few significant digits.
-
-- :func:`backprop_explorer` steps through the forward and the backward pass of a
-  :class:`bpkit.Value` graph, node by node, in a topological order or in any other order
-  (a wrong one shows how the gradient goes wrong). Every value is bpkit's ``data``, every
-  local derivative bpkit's ``partials``; the adjoints are those partials combined by the
-  sweep rule of :func:`bpkit.engine.backward`, edge by edge, in the order given.
-- :func:`descent_explorer` draws gradient descent on a quadratic error surface: the reader
-  drags the start and sets the learning rate; past ``2 / lambda_max`` the path diverges.
+:func:`backprop_explorer` steps through a Value graph's forward and backward pass, in any
+order; :func:`descent_explorer` runs gradient descent on a quadratic. Each returns an
+:class:`Explorable`: deterministic, self-contained HTML holding its data as JSON and its
+script, ``explorables/KIND.js`` with ``explorables/helpers.js`` put in at the line HELPERS.
 """
 
 from __future__ import annotations
@@ -25,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .engine import topological_order
+from .engine import graph_layers, topological_order
 
 __all__ = ["Explorable", "backprop_explorer", "backward_steps", "descent_explorer"]
 
@@ -34,6 +25,8 @@ DIGITS = 4  # significant digits of every number shown
 # Layout of a graph, in SVG pixels (drawn at most 1:1 in the text column): one row per
 # layer, inputs at the top; MARGIN leaves room for edges that bow around boxes.
 BOX_W, BOX_H, COL_W, ROW_H, MARGIN, TOP = 120, 60, 150, 104, 90, 14
+
+HELPERS = "  /* helpers.js: h() makes an HTML element, s() an SVG one */\n"
 
 
 def fmt(x: float, digits: int = DIGITS) -> str:
@@ -65,7 +58,9 @@ class Explorable:
 
     def html(self) -> str:
         """The figure: a container, its caption, the data as JSON and the script inline."""
-        script = files("bpkit").joinpath("explorables", f"{self.kind}.js").read_text("utf-8")
+        folder = files("bpkit").joinpath("explorables")
+        script = folder.joinpath(f"{self.kind}.js").read_text("utf-8")
+        script = script.replace(HELPERS, folder.joinpath("helpers.js").read_text("utf-8"))
         payload = json.dumps(self.data, separators=(",", ":"), ensure_ascii=True)
         payload = payload.replace("<", "\\u003c").replace(">", "\\u003e")
         eid = self.element_id
@@ -85,40 +80,6 @@ class Explorable:
 # -- backprop, step by step ----------------------------------------------------------------
 
 
-def _layers(order: list[Any]) -> list[list[Any]]:
-    """Nodes by layer (0 for a leaf, else 1 + the largest layer of its inputs), each layer
-    ordered to reduce crossings: by the mean position of the inputs (left to right), then of
-    the consumers (right to left), ties keeping the previous order."""
-    layer: dict[int, int] = {}
-    for node in order:
-        layer[id(node)] = 1 + max((layer[id(x)] for x in node.inputs), default=-1)
-    layers: list[list[Any]] = [[] for _ in range(1 + max(layer.values()))]
-    for node in order:
-        layers[layer[id(node)]].append(node)
-    users: dict[int, list[Any]] = {id(n): [] for n in order}
-    for n in order:
-        for x in n.inputs:
-            users[id(x)].append(n)
-    pos: dict[int, float] = {}
-
-    def arrange(nodes: list[Any], neighbours: Any) -> None:
-        rank = {id(n): i for i, n in enumerate(nodes)}
-
-        def key(n: Any) -> tuple[float, int]:
-            ys = [pos[id(m)] for m in neighbours(n) if id(m) in pos]
-            return (sum(ys) / len(ys) if ys else float(rank[id(n)]), rank[id(n)])
-
-        nodes.sort(key=key)
-        for i, n in enumerate(nodes):
-            pos[id(n)] = i - (len(nodes) - 1) / 2
-
-    for k, nodes in enumerate(layers):
-        arrange(nodes, (lambda n: n.inputs) if k else (lambda n: ()))
-    for nodes in reversed(layers[:-1]):
-        arrange(nodes, lambda n: users[id(n)])
-    return layers
-
-
 def _formula(op: str, names: Sequence[str]) -> str:
     if op in ("+", "-", "*", "/") and len(names) == 2:
         return f" {'×' if op == '*' else op} ".join(names)
@@ -128,15 +89,10 @@ def _formula(op: str, names: Sequence[str]) -> str:
 
 
 def backward_steps(root: Any, order: Sequence[Any] | None = None) -> list[dict]:
-    """The reverse sweep from ``root`` (starting adjoint 1), one step per node with inputs,
-    in the reverse of ``order`` (by default :func:`bpkit.engine.topological_order`).
-
-    Each step is ``{"node": n, "adjoint": a, "pushes": [(x, term, total), ...]}``: node n
-    passes on its adjoint a as it stands at that moment; each input x receives
-    ``term = partial * a`` and then holds ``total``. In a topological order the totals at
-    the end are the adjoints that ``root.backward()`` computes (bit for bit: the same
-    products and sums in the same order); in another order they can be wrong.
-    """
+    """The reverse sweep from ``root`` (adjoint 1) over reversed ``order`` (by default
+    topological), one step ``{"node": n, "adjoint": a, "pushes": [(x, partial * a, total),
+    ...]}`` per node with inputs; in a topological order the totals equal ``root.backward()``'s
+    bit for bit, in another they can be wrong."""
     order = topological_order(root) if order is None else list(order)
     adjoint = {id(n): 0.0 for n in order}
     adjoint[id(root)] += 1.0
@@ -158,37 +114,32 @@ def _example(root: Any, order: Sequence[Any] | None, name: str, title: str,
              note: str) -> dict:
     """One example's JSON: nodes with layout, edges, the forward and the backward steps."""
     forward = topological_order(root)
-    layers = _layers(forward)
+    layers = graph_layers(forward)
     index = {id(n): i for i, n in enumerate(forward)}
-    names = []
-    for i, n in enumerate(forward):
-        label = getattr(n, "label", "") or ""
-        names.append(label or f"n{i}")
+    names = [getattr(n, "label", "") or f"n{i}" for i, n in enumerate(forward)]
     if len(set(names)) < len(names):
         raise ValueError(f"backprop_explorer: node labels must be unique, got {names}")
-    width = max(len(nodes) for nodes in layers)
-    w_px = 2 * MARGIN + width * COL_W
+    w_px = 2 * MARGIN + max(len(nodes) for nodes in layers) * COL_W
     xy: dict[int, tuple[int, int]] = {}
     for k, nodes in enumerate(layers):  # inputs at the top, the output at the bottom
         for i, n in enumerate(nodes):
             x = w_px // 2 + round((i - (len(nodes) - 1) / 2) * COL_W)
             xy[id(n)] = (x, TOP + BOX_H // 2 + k * ROW_H)
-    nodes = []
-    edges = []
+    nodes, edges = [], []
+    first_edge = []  # node i's edges, one per input, start at edges[first_edge[i]]
     for i, n in enumerate(forward):
-        ins = [names[index[id(x)]] for x in n.inputs]
         op = str(n.op or "")
         nodes.append({
             "name": names[i], "op": op, "value": fmt(n.data),
             "x": xy[id(n)][0], "y": xy[id(n)][1],
-            "formula": _formula(op, ins) if n.inputs else "",
+            "formula": _formula(op, [names[index[id(x)]] for x in n.inputs]) if n.inputs else "",
             "numbers": _formula(op, [fmt(x.data) for x in n.inputs]) if n.inputs else "",
         })
-        seen: dict[int, int] = {}
-        for x, partial in zip(n.inputs, n.partials, strict=True):
-            rep = seen.get(id(x), 0)
-            seen[id(x)] = rep + 1
+        first_edge.append(len(edges))
+        for j, (x, partial) in enumerate(zip(n.inputs, n.partials, strict=True)):
+            rep = sum(y is x for y in n.inputs[:j])  # the rep-th use of x by n
             edges.append({"from": index[id(x)], "to": i, "partial": fmt(partial), "rep": rep})
+
     steps = backward_steps(root, order)
     pushed_at = {id(s["node"]): k for k, s in enumerate(steps)}
     arrivals: dict[int, list[int]] = {}
@@ -196,41 +147,31 @@ def _example(root: Any, order: Sequence[Any] | None, name: str, title: str,
         for x, _, _ in s["pushes"]:
             arrivals.setdefault(id(x), []).append(k)
     backward = []
-    edge_of: dict[tuple[int, int, int], int] = {}
-    for j, edge in enumerate(edges):
-        edge_of[(edge["from"], edge["to"], edge["rep"])] = j
     for k, s in enumerate(steps):
-        node = s["node"]
+        i = index[id(s["node"])]
         late_senders = sorted({names[index[id(steps[m]["node"])]]
-                               for m in arrivals.get(id(node), []) if m > k})
+                               for m in arrivals.get(id(s["node"]), []) if m > k})
         pushes = []
-        seen = {}
-        for (x, term, total), partial in zip(s["pushes"], node.partials, strict=True):
-            rep = seen.get(id(x), 0)
-            seen[id(x)] = rep + 1
+        for j, (x, term, total) in enumerate(s["pushes"]):
             done = pushed_at.get(id(x))
+            edge = first_edge[i] + j
             pushes.append({
-                "to": index[id(x)], "edge": edge_of[(index[id(x)], index[id(node)], rep)],
-                "partial": fmt(partial), "term": fmt(term), "total": fmt(total),
-                "late": done is not None and done < k,
+                "to": index[id(x)], "edge": edge, "partial": edges[edge]["partial"],
+                "term": fmt(term), "total": fmt(total), "late": done is not None and done < k,
             })
-        backward.append({"node": index[id(node)], "adjoint": fmt(s["adjoint"]),
-                         "incomplete": late_senders, "pushes": pushes})
-    final = {}
-    for s in steps:
-        for x, _, total in s["pushes"]:
-            final[names[index[id(x)]]] = fmt(total)
-    final[names[index[id(root)]]] = fmt(1.0)
-    right = {}
-    for s in backward_steps(root):
-        for x, _, total in s["pushes"]:
-            right[names[index[id(x)]]] = fmt(total)
-    right[names[index[id(root)]]] = fmt(1.0)
-    leaves = [names[i] for i, n in enumerate(forward) if not n.inputs]
+        backward.append({"node": i, "adjoint": fmt(s["adjoint"]), "incomplete": late_senders,
+                         "pushes": pushes})
+
+    def totals(steps: list[dict]) -> dict[str, str]:
+        """Each node's adjoint at the end of a sweep (the root's is 1)."""
+        out = {names[index[id(x)]]: fmt(total) for s in steps for x, _, total in s["pushes"]}
+        return {**out, names[-1]: fmt(1.0)}
+
     return {
         "name": name, "title": title, "note": note, "nodes": nodes, "edges": edges,
         "forward": [i for i, n in enumerate(forward) if n.inputs],
-        "backward": backward, "final": final, "right": right, "leaves": leaves,
+        "backward": backward, "final": totals(steps), "right": totals(backward_steps(root)),
+        "leaves": [names[i] for i, n in enumerate(forward) if not n.inputs],
         "width": w_px, "height": 2 * TOP + BOX_H + (len(layers) - 1) * ROW_H,
         "box": [BOX_W, BOX_H], "row": ROW_H,
     }
@@ -243,13 +184,9 @@ def backprop_explorer(
 ) -> Explorable:
     """Backprop, step by step: the forward pass node by node, then the backward pass.
 
-    ``examples`` holds ``(title, root, order, note)`` for each selectable example: ``root``
-    is the output :class:`bpkit.Value` of a graph with uniquely labelled nodes, ``order``
-    the order the sweep consumes from its end (None for
-    :func:`bpkit.engine.topological_order`; a list of the graph's nodes for another order)
-    and ``note`` one sentence shown with it. Values are the nodes' ``data``; adjoints are
-    computed from their ``partials`` by :func:`backward_steps`, and every number is shown to
-    four significant digits.
+    ``examples`` holds ``(title, root, order, note)`` per example: ``root`` a Value whose
+    graph's nodes have unique labels, ``order`` the sweep's order as for
+    :func:`backward_steps` (None: topological) and ``note`` a sentence shown with it.
     """
     data = {"examples": [
         _example(root, order, f"example-{k}", title, note)
@@ -277,16 +214,11 @@ def descent_explorer(
     element_id: str = "bpkit-descent",
     caption: str = "",
 ) -> Explorable:
-    """Gradient descent ``w <- w - eta H (w - w*)`` on the quadratic error
-    ``E(w) = E* + (w - w*)^T H (w - w*) / 2``.
+    """Gradient descent ``w <- w - eta H (w - w*)`` on ``E(w) = E* + (w - w*)^T H (w - w*) / 2``.
 
-    ``hessian`` is the symmetric positive-definite 2 x 2 matrix ``H``, ``minimiser`` is
-    ``w*`` and ``minimum`` is ``E*``. The figure draws the contours at ``levels`` (ellipses
-    from H's eigenvalues and eigenvectors, computed here by ``numpy.linalg.eigh``), the path
-    of ``steps`` steps from ``start``, a draggable start and a learning-rate slider from
-    0.01 to ``1.3 eta_max``, where ``eta_max = 2 / lambda_max`` is exported
-    (``data["eta_max"]``). The box must be square. Numbers are rounded to 10 significant
-    digits, so the HTML is the same on every machine.
+    ``hessian`` is H (symmetric positive-definite 2 x 2), ``minimiser`` w*, ``minimum`` E*;
+    the figure draws contours at ``levels`` in a square ``box``, the path of ``steps`` steps
+    from a draggable ``start`` and an eta slider up to 1.3 ``data["eta_max"]`` (2/lambda_max).
     """
     H = np.asarray(hessian, dtype=float)
     if H.shape != (2, 2) or not np.allclose(H, H.T, rtol=0, atol=1e-12):
@@ -298,7 +230,7 @@ def descent_explorer(
     if not np.isclose(box[1] - box[0], box[3] - box[2]):
         raise ValueError(f"descent_explorer: the box must be square (equal axes), got {box}")
 
-    def r(x: float) -> float:
+    def r(x: float) -> float:  # 10 significant digits: the same HTML on every machine
         return float(f"{float(x):.10g}")
 
     eta_max = 2.0 / lam[1]

@@ -32,20 +32,7 @@
     e.textContent = CSS;
     document.head.appendChild(e);
   }
-  function h(tag, attrs, parent, text) {
-    var e = document.createElement(tag);
-    for (var k in attrs) e.setAttribute(k, attrs[k]);
-    if (text !== undefined) e.textContent = text;
-    if (parent) parent.appendChild(e);
-    return e;
-  }
-  function s(tag, attrs, parent, text) {
-    var e = document.createElementNS(NS, tag);
-    for (var k in attrs) e.setAttribute(k, attrs[k]);
-    if (text !== undefined) e.textContent = text;
-    if (parent) parent.appendChild(e);
-    return e;
-  }
+  /* helpers.js: h() makes an HTML element, s() an SVG one */
   function f3(x) {
     return Number(x).toFixed(3).replace("-", "\u2212");
   }
