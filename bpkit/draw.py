@@ -1,9 +1,9 @@
 """Drawing computation graphs with matplotlib (no Graphviz needed).
 
 :func:`draw_graph` draws the graph ending at a Value or Tensor in the layers of
-``bpkit.engine.graph_layers``, inputs on the left: each box shows a node's label, op, value
-(or shape) and ``grad``; each arrow is one use of a child by a parent. ``import bpkit`` does not
-import this module (matplotlib is an optional dependency).
+``bpkit.engine.graph_layers``, inputs on the left: each box shows a node's label, op,
+value (or shape) and ``grad``; each arrow is one use of a child by a parent. ``import
+bpkit`` does not import this module (matplotlib is an optional dependency).
 """
 
 from __future__ import annotations

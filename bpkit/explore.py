@@ -126,13 +126,14 @@ def _example(root: Any, order: Sequence[Any] | None, name: str, title: str,
             x = w_px // 2 + round((i - (len(nodes) - 1) / 2) * COL_W)
             xy[id(n)] = (x, TOP + BOX_H // 2 + k * ROW_H)
     nodes, edges = [], []
-    first_edge = []  # node i's edges, one per input, start at edges[first_edge[i]]
+    first_edge = []  # edges[first_edge[i] + j] is node i's edge from its input j
     for i, n in enumerate(forward):
         op = str(n.op or "")
+        ins = [names[index[id(x)]] for x in n.inputs]
         nodes.append({
             "name": names[i], "op": op, "value": fmt(n.data),
             "x": xy[id(n)][0], "y": xy[id(n)][1],
-            "formula": _formula(op, [names[index[id(x)]] for x in n.inputs]) if n.inputs else "",
+            "formula": _formula(op, ins) if n.inputs else "",
             "numbers": _formula(op, [fmt(x.data) for x in n.inputs]) if n.inputs else "",
         })
         first_edge.append(len(edges))
@@ -199,7 +200,7 @@ def backprop_explorer(
                       title="Backprop, step by step")
 
 
-# -- gradient descent on a quadratic -----------------------------------------------------------
+# -- gradient descent on a quadratic ------------------------------------------------------
 
 
 def descent_explorer(
@@ -214,7 +215,8 @@ def descent_explorer(
     element_id: str = "bpkit-descent",
     caption: str = "",
 ) -> Explorable:
-    """Gradient descent ``w <- w - eta H (w - w*)`` on ``E(w) = E* + (w - w*)^T H (w - w*) / 2``.
+    """Gradient descent ``w <- w - eta H (w - w*)`` on the quadratic error
+    ``E(w) = E* + (w - w*)^T H (w - w*) / 2``.
 
     ``hessian`` is H (symmetric positive-definite 2 x 2), ``minimiser`` w*, ``minimum`` E*;
     the figure draws contours at ``levels`` in a square ``box``, the path of ``steps`` steps
