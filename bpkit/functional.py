@@ -15,15 +15,12 @@ from .tensor import Tensor
 
 ArrayLike = Any  # numpy.typing.ArrayLike: an array, a nested list or a number
 
-__all__ = [
-    "linear", "sigmoid", "tanh", "relu", "swish", "mish", "softplus",
-    "softmax", "log_softmax", "standardize", "mse_loss", "cross_entropy",
-]
+__all__ = ["linear", "sigmoid", "tanh", "relu", "swish", "mish", "softplus", "softmax",
+           "log_softmax", "standardize", "mse_loss", "cross_entropy"]
 
 
 def _arg(x: Any, who: str | None = None) -> Any:
-    """Tensors, Duals and Values pass through, anything else becomes a constant Tensor.
-    ``who`` names a function of whole arrays, to which a scalar Value is an error."""
+    """x as a Tensor, Dual or Value; ``who``, a function of whole arrays, refuses a Value."""
     if who is not None and isinstance(x, Value):
         raise TypeError(f"{who}: got a scalar Value; {who} takes a Tensor (or an array)")
     return x if isinstance(x, (Tensor, Dual, Value)) else Tensor(x)
@@ -125,7 +122,6 @@ def mse_loss(pred: Tensor | Dual | ArrayLike, target: Tensor | Dual | ArrayLike)
 
 
 def _labels(labels: Any, shape: tuple[int, ...]) -> np.ndarray:
-    """``labels`` as integer class indices, checked against logits of shape (N, K)."""
     y = np.asarray(labels.data if isinstance(labels, Tensor) else labels)
     if y.size == 0 and y.dtype.kind == "f":  # [] (no labels) is float for NumPy
         y = y.astype(np.intp)

@@ -1,7 +1,6 @@
 """Reverse-mode gradients checked against central differences in float64:
 dC/dx_j ~ (C(x + h e_j) - C(x - h e_j)) / (2h), error O(h^2). A non-scalar f is checked
-through C = sum(r * f(x)) with fixed random weights r, so every output is covered.
-"""
+through C = sum(r * f(x)) with fixed random weights r, so every output is covered."""
 
 from __future__ import annotations
 
@@ -46,7 +45,6 @@ class GradcheckReport:
 
 
 def _scalar(out: Any, r: np.ndarray | None) -> Tensor:
-    """C = f's output, or sum(r * output) for a non-scalar one."""
     if not isinstance(out, Tensor):
         raise TypeError(f"gradcheck: f must return a Tensor, got {type(out).__name__}")
     return out if r is None else (out * r).sum()

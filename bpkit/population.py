@@ -1,9 +1,7 @@
-"""S networks of the same layer sizes trained as one batched computation.
-
-The weights into layer l of all S form one Tensor (S, n_l, n_{l-1}), the biases one
-(S, 1, n_l). E_s depends on network s's weights only, so one backward pass of
-E_all = Σ_s E_s gives each network its own gradient, ∂E_all/∂W_s = ∂E_s/∂W_s.
-"""
+"""S networks of the same layer sizes trained as one batched computation: the weights into
+layer l of all S form one Tensor (S, n_l, n_{l-1}), the biases one (S, 1, n_l). E_s depends
+on network s's weights only, so one backward pass of E_all = Σ_s E_s gives each network its
+own gradient, ∂E_all/∂W_s = ∂E_s/∂W_s."""
 
 from __future__ import annotations
 

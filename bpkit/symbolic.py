@@ -3,8 +3,7 @@
 The gradients of a small network's loss C by the delta rule, checked against SymPy's:
 
     delta^L = dC/da^L ⊙ f'(z^L),    delta^l = ((W^{l+1})^T delta^{l+1}) ⊙ f'(z^l),
-    dC/dW^l = delta^l (a^{l-1})^T,    dC/db^l = delta^l.
-"""
+    dC/dW^l = delta^l (a^{l-1})^T,    dC/db^l = delta^l."""
 
 # ruff: noqa: E741  (l is the layer index of the book's notation, W^l, z^l, delta^l)
 
@@ -42,8 +41,7 @@ class logistic(sp.Function):
         return s if exp is None else rf"{s}^{{{exp}}}"
 
 
-# f and f' written through a = f(z), for the named activations
-_ACTIVATIONS = {
+_ACTIVATIONS = {  # f, and f' written through a = f(z), of the named activations
     "sigmoid": (logistic, lambda a: a * (1 - a)),
     "tanh": (sp.tanh, lambda a: 1 - a**2),
     "identity": (lambda z: z, lambda a: sp.Integer(1)),
@@ -89,15 +87,12 @@ def network(
     C = -sum_j [y_j log a^L_j + (1 - y_j) log(1 - a^L_j)] for sigmoid outputs."""
     if len(sizes) < 2 or any(not isinstance(n, int) or n < 1 for n in sizes):
         raise ValueError(f"symbolic.network: sizes must be >= 2 positive ints, got {sizes!r}")
-    if callable(activation):
-        f, f_prime_of_a = activation, None  # SymPy differentiates f at z
-    elif activation in _ACTIVATIONS:
-        f, f_prime_of_a = _ACTIVATIONS[activation]
-    else:
+    if not callable(activation) and activation not in _ACTIVATIONS:
         raise ValueError(
             f"symbolic: unknown activation {activation!r}; use one of {sorted(_ACTIVATIONS)} "
             f"or a callable"
         )
+    f, f_prime_of_a = (activation, None) if callable(activation) else _ACTIVATIONS[activation]
     x = sp.Matrix(sizes[0], 1, lambda j, _: sp.Symbol(f"x_{j + 1}", real=True))
     y = sp.Matrix(sizes[-1], 1, lambda j, _: sp.Symbol(f"y_{j + 1}", real=True))
     W, b, z, a = [None], [None], [None], [x]  # indexed by layer l; a^0 = x
