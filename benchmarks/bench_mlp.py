@@ -473,19 +473,20 @@ def scalar_table() -> None:
     except ImportError:
         print("  (micrograd not installed, skipped: pip install micrograd==0.1.0)")
     rounds = 5 if ARGS.quick else 15
-    t = interleaved(fns, rounds, warmup=1, collect=True, inner=1)
-    print(
-        f"\n== scalar engines: 2-16-16-1 ReLU MLP, MSE over 100 points, one SGD step, "
-        f"median of {rounds} =="
-    )
-    for k in t:
-        extra = ""
-        if "micrograd 0.1.0" in t and k != "micrograd 0.1.0":
-            speed = ratio(t, "micrograd 0.1.0", k)
-            extra = f"  {speed:5.2f}x faster than micrograd (goal >= 3x: " + (
-                "met)" if speed >= 3 else "NOT met)"
-            )
-        print(f"{k:26s} {fmt_ms(median(t, k))} ms{extra}")
+    for collect, how in ((True, "gc.collect() before each call"), (False, "gc left alone")):
+        t = interleaved(fns, rounds, warmup=1, collect=collect, inner=1)
+        print(
+            f"\n== scalar engines: 2-16-16-1 ReLU MLP, MSE over 100 points, one SGD step, "
+            f"median of {rounds}; {how} =="
+        )
+        for k in t:
+            extra = ""
+            if "micrograd 0.1.0" in t and k != "micrograd 0.1.0":
+                speed = ratio(t, "micrograd 0.1.0", k)
+                extra = f"  {speed:5.2f}x faster than micrograd (goal >= 3x: " + (
+                    "met)" if speed >= 3 else "NOT met)"
+                )
+            print(f"{k:26s} {fmt_ms(median(t, k))} ms{extra}")
 
 
 def main() -> None:
