@@ -1,18 +1,12 @@
 """Forward mode: dual numbers carry a tangent along with every value.
 
-A :class:`bpkit.forward.Dual` holds ``primal`` (the value x) and ``tangent`` (the
-directional derivative dx = J v along a chosen direction v). Each operation applies the
-Jacobian-vector products of its primitive (:mod:`bpkit.ops`) *forwards*:
+Each operation applies its primitive's JVPs (:mod:`bpkit.ops`) forwards:
 
     d(a + b) = da + db,   d(ab) = da b + a db,   d(f(a)) = f'(a) da,   d(AB) = dA B + A dB.
 
-One forward pass gives one Jacobian-vector product J v; a full gradient of a function of n
-inputs needs n passes, where reverse mode (:class:`bpkit.Tensor`) needs one.
-
-Dual has the operators and methods of :class:`bpkit.Tensor` (both apply the same
-primitives), so a function written with them, or with ``bpkit.functional``, runs under
-both :func:`bpkit.grad` and :func:`bpkit.jvp`. Tensors and arrays met inside such a
-function are constants (zero tangent).
+One pass gives one product J v: a gradient of n inputs takes n passes (reverse mode: one).
+Dual has Tensor's operators and methods, so the same function runs under :func:`bpkit.grad`
+and :func:`bpkit.jvp`; Tensors and arrays met inside it are constants.
 """
 
 from __future__ import annotations
@@ -44,11 +38,8 @@ def push_tangent(prim: Primitive, out: np.ndarray, primals: list[np.ndarray],
 
 
 class Dual(Operators):
-    """A value x with a tangent dx of the same shape (forward-mode AD).
-
-    Every operation carries the tangent forwards with its derivative: d f(a) = f'(a) da,
-    d(ab) = da b + a db, d(AB) = dA B + A dB. :func:`bpkit.jvp` starts from dx = v.
-    """
+    """A value ``primal`` x with a ``tangent`` dx of the same shape (forward-mode AD);
+    :func:`bpkit.jvp` starts from dx = v."""
 
     __slots__ = ("primal", "tangent")
     __array_ufunc__ = None  # ndarray (op) Dual defers to Dual's reflected operators

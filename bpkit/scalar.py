@@ -1,21 +1,11 @@
 """Scalar reverse mode: the per-neuron view of backpropagation.
 
-A :class:`bpkit.Value` holds one number ``data``, its adjoint ``grad`` = dC/d(data) once
-:meth:`bpkit.Value.backward` has run on the loss C, the ``inputs`` it was computed from,
-the name of its operation ``op`` and an optional ``label``.
-
-Every operation computes its result *and* its local partial derivatives
-d(out)/d(input) at forward time, stored in ``partials`` next to ``inputs``. The backward
-pass (:func:`bpkit.engine.backward`, shared with Tensor) is then one loop over the nodes in
-reverse topological order, applying the chain rule
+A :class:`bpkit.Value` holds a number ``data``, the ``inputs`` it was computed from, their
+local derivatives d(out)/d(input) in ``partials`` (computed at forward time), its ``op``, a
+``label`` and, after ``C.backward()``, ``grad`` = dC/d(data). The backward pass applies to
+every edge, in reverse topological order (a node used twice receives both contributions):
 
     input.grad += d(out)/d(input) * out.grad
-
-for every edge. Fan-out needs no special case: a node used twice receives two
-contributions and ``+=`` sums them.
-
-:meth:`bpkit.Value.dot` builds a neuron's weighted input z = sum_k w_k x_k + b as one n-ary node
-(local derivatives dz/dw_k = x_k, dz/dx_k = w_k, dz/db = 1) instead of 2n binary nodes.
 """
 
 from __future__ import annotations
@@ -32,8 +22,7 @@ Number = int | float
 
 
 def _pow(a: float, k: float) -> float:
-    """a^k, or inf (with the sign of the result) where it overflows, as a * a does; Python's
-    ``**`` raises OverflowError there instead."""
+    """a^k, signed inf where it overflows (as a * a gives; Python's ** raises instead)."""
     try:
         return a**k
     except OverflowError:
@@ -50,18 +39,13 @@ class Value:
     def __init__(self, data: Number, label: str = "") -> None:
         if isinstance(data, Value):
             raise TypeError("Value(data): data is already a Value; use it directly")
-        if hasattr(data, "bind"):  # a Tensor or Dual: float() would drop its graph
-            raise TypeError(
-                f"Value: data must be a real number, got {type(data).__name__} (a Value is "
-                f"one scalar; use bpkit.Tensor for arrays)"
-            )
         try:
+            if hasattr(data, "bind"):
+                raise TypeError("a Tensor or Dual: float() would drop its graph")
             self.data = float(data)
         except (TypeError, ValueError) as e:
-            raise TypeError(
-                f"Value: data must be a real number, got {type(data).__name__} (a Value is "
-                f"one scalar; use bpkit.Tensor for arrays)"
-            ) from e
+            raise TypeError(f"Value: data must be a real number, got {type(data).__name__} "
+                            "(a Value is one scalar; use bpkit.Tensor for arrays)") from e
         self.grad = 0.0
         self.inputs: tuple[Value, ...] = ()  # the nodes this one was computed from
         self.partials: tuple[float, ...] = ()  # d(self)/d(input) for each input
@@ -72,37 +56,27 @@ class Value:
         label = f", label={self.label!r}" if self.label else ""
         return f"Value(data={self.data:.6g}, grad={self.grad:.6g}{label})"
 
-    # -- arithmetic: each rule returns (result, local partial derivatives) ----------------
+    # -- arithmetic: each rule gives the result and its local derivatives -----------------
 
     def __add__(self, other: Value | Number) -> Value:
-        r""":math:`a + b`, with local derivatives :math:`\partial(a+b)/\partial a = 1`,
-        :math:`\partial(a+b)/\partial b = 1`."""
+        """a + b; local derivatives 1 and 1."""
         other = other if isinstance(other, Value) else Value(other)
         return _node(self.data + other.data, (self, other), (1.0, 1.0), "+")
 
     def __mul__(self, other: Value | Number) -> Value:
-        r""":math:`ab`, with local derivatives :math:`\partial(ab)/\partial a = b`,
-        :math:`\partial(ab)/\partial b = a`."""
+        """a b; local derivatives b and a."""
         other = other if isinstance(other, Value) else Value(other)
         return _node(self.data * other.data, (self, other), (other.data, self.data), "*")
 
     def __pow__(self, k: Number) -> Value:
-        r""":math:`a^k`, with :math:`\partial(a^k)/\partial a = k a^{k-1}`; for a Value
-        exponent :math:`b` also :math:`\partial(a^b)/\partial b = a^b \log a` (then
-        :math:`a > 0` is required)."""
+        """a^k; local derivative k a^(k-1), and a^k log a for a Value exponent k (a > 0)."""
         if isinstance(k, Value):
-            # a^b = exp(b log a): d/da = b a^(b-1), d/db = a^b log a  (needs a > 0)
             if not self.data > 0:
                 raise ValueError(
-                    f"pow: Value base must be > 0 for a Value exponent, got {self.data}"
-                )
+                    f"pow: Value base must be > 0 for a Value exponent, got {self.data}")
             out = _pow(self.data, k.data)
-            return _node(
-                out,
-                (self, k),
-                (k.data * _pow(self.data, k.data - 1), out * math.log(self.data)),
-                "**",
-            )
+            partials = (k.data * _pow(self.data, k.data - 1), out * math.log(self.data))
+            return _node(out, (self, k), partials, "**")
         if isinstance(k, numbers.Integral):  # also NumPy integers and floats, as Python's
             k = int(k)
         elif isinstance(k, numbers.Real):
@@ -115,13 +89,11 @@ class Value:
             return _node(1.0, (self,), (0.0,), "**0")
         if self.data == 0 and k < 1:
             raise ZeroDivisionError(f"pow: base 0 with exponent {k} (derivative is infinite)")
-        # d(a^k)/da = k a^(k-1)
         return _node(_pow(self.data, k), (self,), (k * _pow(self.data, k - 1),), f"**{k}")
 
     def __rpow__(self, base: Number) -> Value:
         if base <= 0:
             raise ValueError(f"rpow: base must be > 0 for a Value exponent, got {base}")
-        # d(c^a)/da = c^a log c
         out = _pow(base, self.data)
         return _node(out, (self,), (out * math.log(base),), f"{base}**")
 
@@ -136,8 +108,7 @@ class Value:
         other = other if isinstance(other, Value) else Value(other)
         if other.data == 0.0:
             raise ZeroDivisionError(f"div: division of {self.data} by a Value equal to 0")
-        # d(a/b)/da = 1/b, d(a/b)/db = -a/b^2 = -(a/b)/b; each a division, not a (1/b), which
-        # overflows for a subnormal b
+        # d/db = -a/b^2 = -(a/b)/b: divisions, not a product with 1/b (inf for a subnormal b)
         q = self.data / other.data
         return _node(q, (self, other), (1.0 / other.data, -q / other.data), "/")
 
@@ -156,61 +127,52 @@ class Value:
     # -- elementary functions -------------------------------------------------------------
 
     def exp(self) -> Value:
-        """:math:`e^a`, with local derivative :math:`e^a`."""
+        """e^a; local derivative e^a."""
         if self.data > 709.78:
             raise OverflowError(f"exp: e^{self.data} overflows a float")
         out = math.exp(self.data)
-        return _node(out, (self,), (out,), "exp")  # (e^a)' = e^a
+        return _node(out, (self,), (out,), "exp")
 
     def log(self) -> Value:
-        r"""Natural logarithm :math:`\log a` (:math:`a > 0`), with local derivative :math:`1/a`."""
+        """log a (a > 0); local derivative 1/a."""
         if self.data <= 0:
             raise ValueError(f"log: argument must be > 0, got {self.data}")
-        return _node(math.log(self.data), (self,), (1.0 / self.data,), "log")  # (log a)' = 1/a
+        return _node(math.log(self.data), (self,), (1.0 / self.data,), "log")
 
     def tanh(self) -> Value:
-        r""":math:`\tanh a`, with local derivative :math:`1 - \tanh^2 a`."""
+        """tanh a; local derivative 1 - tanh^2 a."""
         t = math.tanh(self.data)
-        return _node(t, (self,), (1.0 - t * t,), "tanh")  # tanh' = 1 - tanh^2
+        return _node(t, (self,), (1.0 - t * t,), "tanh")
 
     def sigmoid(self) -> Value:
-        r""":math:`\sigma(a) = 1/(1+e^{-a})`, stable for large :math:`|a|`; local derivative
-        :math:`\sigma(1-\sigma)`."""
+        """sigma(a) = 1/(1 + e^-a); local derivative sigma (1 - sigma)."""
         z = self.data
         if z >= 0:  # stable for large |z|: never exponentiate a large positive number
             s = 1.0 / (1.0 + math.exp(-z))
         else:
             e = math.exp(z)
             s = e / (1.0 + e)
-        return _node(s, (self,), (s * (1.0 - s),), "sigmoid")  # sigma' = sigma (1 - sigma)
+        return _node(s, (self,), (s * (1.0 - s),), "sigmoid")
 
     def softplus(self) -> Value:
-        r""":math:`\log(1 + e^a)`, computed stably as :math:`\max(a, 0) + \log(1 + e^{-|a|})`;
-        local derivative :math:`\sigma(a)`."""
+        r""":math:`\log(1 + e^a) = \max(a, 0) + \log(1 + e^{-|a|})`; local derivative
+        :math:`\sigma(a)`."""
         z = self.data
         e = math.exp(-abs(z))
         s = 1.0 / (1.0 + e) if z >= 0 else e / (1.0 + e)
         return _node(max(z, 0.0) + math.log1p(e), (self,), (s,), "softplus")
 
     def relu(self) -> Value:
-        r""":math:`\max(a, 0)`, with local derivative 1 for :math:`a > 0`, else 0 (also at
-        the kink). NaN stays NaN (with derivative 0), as in Tensor.relu."""
-        # relu'(z) = 1 for z > 0, else 0 (we take 0 at the kink z = 0)
+        """max(a, 0); local derivative 1 for a > 0, else 0 (also at 0). NaN stays NaN."""
         if self.data > 0:
             return _node(self.data, (self,), (1.0,), "relu")
         return _node(0.0 if self.data == self.data else math.nan, (self,), (0.0,), "relu")
 
-    # -- n-ary nodes ----------------------------------------------------------------------
-
     @staticmethod
-    def dot(
-        w: Sequence[Value], x: Sequence[Value | Number], b: Value | Number | None = None
-    ) -> Value:
-        r"""A neuron's weighted input :math:`z = \sum_k w_k x_k + b` as a single node.
-
-        Local derivatives: dz/dw_k = x_k, dz/dx_k = w_k, dz/db = 1. Plain numbers in ``x``
-        (e.g. the inputs a^0 = x) are constants and get no node.
-        """
+    def dot(w: Sequence[Value], x: Sequence[Value | Number],
+            b: Value | Number | None = None) -> Value:
+        """A neuron's z = sum_k w_k x_k + b as one node (not 2n binary ones): dz/dw_k = x_k,
+        dz/dx_k = w_k, dz/db = 1. Plain numbers in ``x`` are constants."""
         if len(w) != len(x):
             raise ValueError(f"dot: {len(w)} weights but {len(x)} inputs")
         z = 0.0
@@ -225,18 +187,17 @@ class Value:
                 z += wk.data * xk
                 prev.append(wk)
                 local.append(xk)
-        if b is not None:
-            if isinstance(b, Value):
-                z += b.data
-                prev.append(b)
-                local.append(1.0)
-            else:
-                z += b
+        if isinstance(b, Value):
+            z += b.data
+            prev.append(b)
+            local.append(1.0)
+        elif b is not None:
+            z += b
         return _node(z, tuple(prev), tuple(local), "dot")
 
     @staticmethod
     def sum(values: Iterable[Value | Number]) -> Value:
-        """The sum of many values as one node (each local derivative is 1)."""
+        """The sum of many values as one node; each local derivative is 1."""
         total = 0.0
         prev = []
         for v in values:
@@ -247,21 +208,14 @@ class Value:
                 total += v
         return _node(total, tuple(prev), (1.0,) * len(prev), "sum")
 
-    # -- reverse pass ---------------------------------------------------------------------
-
     def backward(self) -> None:
-        """Set self.grad = 1 and propagate adjoints to every node it depends on.
-
-        The topological sort is iterative (no recursion limit: chains of millions of nodes
-        work). Gradients of leaves accumulate across calls, like PyTorch; call
-        ``zero_grad``-style resets yourself (``v.grad = 0``). Intermediate nodes are reset
-        to 0 at the start of each call, so they hold this call's adjoint.
-        """
+        """Set self.grad = 1 and propagate adjoints to every node it depends on (no recursion
+        limit). Leaves' grads accumulate across calls (reset with ``v.grad = 0``);
+        intermediate nodes hold this call's adjoint."""
         engine.backward(self, 1.0)
 
 
 def _node(data: float, inputs: tuple[Value, ...], partials: tuple[float, ...], op: str) -> Value:
-    """The result of an operation: its value, inputs and local partial derivatives."""
     out = Value.__new__(Value)
     out.data, out.grad, out.inputs, out.partials, out.op, out.label = (
         data, 0.0, inputs, partials, op, "")
