@@ -1,27 +1,12 @@
-"""The primitives: every array operation of bpkit, each defined once, with its derivatives.
-
-A :class:`Primitive` has a forward function on NumPy arrays, one vector-Jacobian product
-(VJP) per input and one Jacobian-vector product (JVP) per input::
+"""The primitives: each array operation of bpkit, defined once with its derivatives::
 
     out = fwd(*x, **params)
     vjp_i(g, out, *x, **params) = dC/dx_i        given g = dC/d(out)      (reverse mode)
     jvp_i(dx_i, out, *x, **params) = d(out)      given the tangent dx_i   (forward mode)
 
-Positional arguments are the differentiable inputs; keyword arguments (an axis, a shape, an
-index, class labels) are not. A VJP may return a gradient of the broadcast shape: the engine
-sums it back to the input's shape and adds it to what the input already has (a rule never
-adds in place). The JVPs of an operation's inputs are summed by the caller.
-
-The VJPs are written with operators and methods that NumPy arrays and :class:`bpkit.Tensor`
-share (``*``, ``@``, ``.T``, ``.sum(axis, keepdims=True)``, ``.reshape``) and with the
-primitives themselves (calling a primitive on arrays runs its forward function; on a Tensor
-or a Dual it records or carries the operation). So an ordinary backward pass runs the rules
-on arrays and builds no graph, while ``backward(create_graph=True)`` runs the same rules on
-Tensors: the backward pass is itself a graph and can be differentiated again.
-
-The ``Operators`` mixin gives a class that defines ``bind(prim, *args, **params)``
-NumPy-style operators and methods (``a + b``, ``a @ b``, ``a.exp()``, ``a.sum(axis)``...).
-This module imports nothing else of bpkit.
+Positional arguments are the differentiable inputs, keyword arguments constants. The
+rules use operations that arrays and Tensors share (``*``, ``@``, ``.T``, ``.sum``, the
+primitives), so ``backward(create_graph=True)`` records the backward pass as a graph.
 """
 
 from __future__ import annotations
@@ -33,34 +18,26 @@ from typing import Any
 import numpy as np
 
 Rule = Callable[..., Any]
+Rules = tuple[Rule, ...]
+Reads = tuple[tuple[int, ...], ...] | None
 
 
 class Primitive:
-    """A named array function with one VJP and one JVP per input (see the module docstring).
+    """A named array function ``fwd`` with one VJP and one JVP per input.
 
-    ``reads`` says which data the VJP of each input reads: indices of inputs, -1 for the
-    output (the engine refuses a backward pass after such data changed in place); None
-    means all inputs and the output. With ``residual``, fwd returns (out, r): an array it
-    computed anyway (softmax, for cross_entropy) that the VJPs on arrays receive as
-    ``res=r`` instead of computing it again; on Tensors they compute it (differentiably)."""
+    ``reads[i]`` lists the data that the VJP of input i reads (input indices, -1 for the
+    output; None: all): the engine refuses a backward pass after it changed in place.
+    With ``residual``, fwd returns (out, r) and the VJPs on arrays receive ``res=r``."""
 
-    def __init__(
-        self,
-        name: str,
-        fwd: Rule,
-        vjps: tuple[Rule, ...],
-        jvps: tuple[Rule, ...],
-        reads: tuple[tuple[int, ...], ...] | None = None,
-        residual: bool = False,
-    ) -> None:
+    def __init__(self, name: str, fwd: Rule, vjps: Rules, jvps: Rules,
+                 reads: Reads = None, residual: bool = False) -> None:
         self.name, self.fwd, self.vjps, self.jvps = name, fwd, vjps, jvps
         self.__doc__ = fwd.__doc__  # the equation and its rules, for help() and the API page
         self.reads, self.residual = reads, residual
         self.reads_data = reads is None or any(reads)  # the engine must save versions
 
     def __call__(self, *args: Any, **params: Any) -> Any:
-        """Apply to arrays (the forward function), or let a graph type among the arguments
-        (Tensor, Dual) apply it in its own interpretation."""
+        """Apply fwd to arrays, or let a Tensor or Dual among the arguments bind it."""
         for a in args:
             if hasattr(a, "bind") and not isinstance(a, np.ndarray):
                 return a.bind(self, *args, **params)
@@ -68,8 +45,7 @@ class Primitive:
         return out[0] if self.residual else out
 
     def explain_broadcast(self, error: ValueError, arrays: list) -> None:
-        """Raise NumPy's broadcasting error again, naming this primitive and the shapes
-        (an interpretation calls it where ``fwd`` raised ValueError; other errors pass)."""
+        """Raise NumPy's broadcasting error again, naming the primitive and the shapes."""
         if "broadcast" in str(error):
             shapes = " and ".join(str(np.shape(a)) for a in arrays)
             message = f"{self.name}: shapes {shapes} cannot be broadcast together"
@@ -85,23 +61,20 @@ class Primitive:
         return self.name
 
 
-def primitive(name: str, vjps: tuple[Rule, ...], jvps: tuple[Rule, ...],
-              reads: tuple[tuple[int, ...], ...] | None = None,
+def primitive(name: str, vjps: Rules, jvps: Rules, reads: Reads = None,
               residual: bool = False) -> Callable[[Rule], Primitive]:
     """Decorator: the forward function below, with its rules, becomes a Primitive."""
     return lambda fwd: Primitive(name, fwd, vjps, jvps, reads, residual)
 
 
 def value(x: Any) -> np.ndarray:
-    """The array of an array or of a graph object (its ``data``): for masks and constants
-    inside rules, which are not differentiated."""
+    """The array of an array or a graph object: for masks and constants inside rules."""
     return x if isinstance(x, np.ndarray) else np.asarray(x.data)
 
 
 def matmul_like(x: Any, y: Any, like: Any) -> Any:
-    """x @ y; for arrays laid out in memory as ``like`` is: for a column-major ``like`` (such
-    as W.T) computed as (y^T x^T)^T, so a gradient dC/dW has W's layout and the update
-    ``W -= eta dC/dW`` streams contiguously."""
+    """x @ y, laid out in memory as ``like``: (y^T x^T)^T for a column-major ``like``
+    (W.T), so that dC/dW has W's layout and ``W -= eta dC/dW`` streams contiguously."""
     if not isinstance(x, np.ndarray) or not isinstance(y, np.ndarray):
         return x @ y
     if like.ndim == 2 and like.strides[0] < like.strides[1]:
@@ -109,15 +82,7 @@ def matmul_like(x: Any, y: Any, like: Any) -> Any:
     return np.matmul(x, y)
 
 
-def _swap(x: Any) -> Any:
-    """Swap the last two axes (the transpose of each matrix of a batch)."""
-    n = x.ndim
-    return x.transpose(tuple(range(n - 2)) + (n - 1, n - 2))
-
-
 # -- elementwise, two inputs (broadcasting) -----------------------------------------------
-
-
 @primitive("add", vjps=(lambda g, out, a, b: g, lambda g, out, a, b: g),
            jvps=(lambda da, out, a, b: da, lambda db, out, a, b: db), reads=((), ()))
 def add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -161,20 +126,13 @@ def _log_base(a: Any) -> Any:
     return log(where(value(a) != 0, a, 1.0))
 
 
-@primitive(
-    "pow",
-    vjps=(
-        lambda g, out, a, b: g * b * a ** _exponent(b),
-        lambda g, out, a, b: g * out * _log_base(a),
-    ),
-    jvps=(
-        lambda da, out, a, b: b * a ** _exponent(b) * da,
-        lambda db, out, a, b: out * _log_base(a) * db,
-    ),
-)
+@primitive("pow", vjps=(lambda g, out, a, b: g * b * a ** _exponent(b),
+                        lambda g, out, a, b: g * out * _log_base(a)),
+           jvps=(lambda da, out, a, b: b * a ** _exponent(b) * da,
+                 lambda db, out, a, b: out * _log_base(a) * db))
 def power(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """z = a^b.  dC/da = g b a^(b-1), dC/db = g z log a, with the limits 0 at b = 0 and at
-    a = 0 (as in HIPS autograd), so one zero in the data does not make the gradient NaN."""
+    a = 0 (as in HIPS autograd): a zero in the data does not make the gradient NaN."""
     return np.power(a, b)
 
 
@@ -190,14 +148,10 @@ def power_k(a: np.ndarray, k: float) -> np.ndarray:
     return a**k
 
 
-@primitive(
-    "where",
-    vjps=(lambda g, out, a, b, mask: where(mask, g, 0.0),
-          lambda g, out, a, b, mask: where(mask, 0.0, g)),
-    jvps=(lambda da, out, a, b, mask: np.where(mask, da, 0.0),
-          lambda db, out, a, b, mask: np.where(mask, 0.0, db)),
-    reads=((), ()),
-)
+@primitive("where", vjps=(lambda g, out, a, b, mask: where(mask, g, 0.0),
+                          lambda g, out, a, b, mask: where(mask, 0.0, g)),
+           jvps=(lambda da, out, a, b, mask: np.where(mask, da, 0.0),
+                 lambda db, out, a, b, mask: np.where(mask, 0.0, db)), reads=((), ()))
 def _where(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """z = a where mask, else b (mask is constant).  dC/da = g [mask], dC/db = g [not mask]."""
     return np.where(mask, a, b)
@@ -210,12 +164,10 @@ def where(mask: np.ndarray, a: Any, b: Any) -> Any:
 
 @primitive(
     "matmul",
-    vjps=(
-        lambda g, out, a, b: matmul_like(g, b.T, a) if a.ndim == 2 == b.ndim
-        else _matmul_vjp(g, a, b, 0),
-        lambda g, out, a, b: matmul_like(a.T, g, b) if a.ndim == 2 == b.ndim
-        else _matmul_vjp(g, a, b, 1),
-    ),
+    vjps=(lambda g, out, a, b: matmul_like(g, b.T, a) if a.ndim == 2 == b.ndim
+          else _matmul_vjp(g, a, b, 0),
+          lambda g, out, a, b: matmul_like(a.T, g, b) if a.ndim == 2 == b.ndim
+          else _matmul_vjp(g, a, b, 1)),
     jvps=(lambda da, out, a, b: np.matmul(da, b), lambda db, out, a, b: np.matmul(a, db)),
     reads=((1,), (0,)),
 )
@@ -223,31 +175,33 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Z = A B (NumPy's rules: 1-D operands, batched leading axes).
     dC/dA = G B^T, dC/dB = A^T G.  dZ = dA B + A dB."""
     if a.ndim == 0 or b.ndim == 0:
-        raise ValueError(
-            f"matmul: operands must have at least one dimension, got shapes {a.shape} and "
-            f"{b.shape} (use * for a scalar)"
-        )
+        raise ValueError(f"matmul: operands must have at least one dimension, got shapes "
+                         f"{a.shape} and {b.shape} (use * for a scalar)")
     try:
         return np.matmul(a, b)
     except ValueError as e:
-        raise ValueError(
-            f"matmul: shapes {a.shape} and {b.shape} are not aligned (the last axis of the "
-            f"first must equal the {'only' if b.ndim == 1 else 'second-to-last'} axis of the "
-            f"second)"
-        ) from e
+        axis = "only" if b.ndim == 1 else "second-to-last"
+        message = (f"matmul: shapes {a.shape} and {b.shape} are not aligned (the last "
+                   f"axis of the first must equal the {axis} axis of the second)")
+        raise ValueError(message) from e
+
+
+def _swap(x: Any) -> Any:
+    """The transpose of each matrix of a batch (the last two axes swapped)."""
+    return x.transpose(tuple(range(x.ndim - 2)) + (x.ndim - 1, x.ndim - 2))
 
 
 def _matmul_vjp(g: Any, a: Any, b: Any, i: int) -> Any:
-    """dC/dA = G B^T (i = 0) or dC/dB = A^T G (i = 1) beyond two 2-D operands: a 1-D A is a
-    row and a 1-D B a column, summed over the batch axes and reshaped back."""
+    """dC/dA = G B^T (i = 0), dC/dB = A^T G (i = 1) for 1-D (a row A, a column B) or
+    batched operands, summed over the batch axes."""
     a2 = a.reshape((1,) + a.shape) if a.ndim == 1 else a
     b2 = b.reshape(b.shape + (1,)) if b.ndim == 1 else b
     if a.ndim == 1 or b.ndim == 1:
         batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
         g = g.reshape(batch + (a2.shape[-2], b2.shape[-1]))
-    x2 = a2 if i == 0 else b2
-    r = unbroadcast(g @ _swap(b2) if i == 0 else _swap(a2) @ g, x2.shape)
-    return r.reshape((a if i == 0 else b).shape)
+    if i == 0:
+        return unbroadcast(g @ _swap(b2), a2.shape).reshape(a.shape)
+    return unbroadcast(_swap(a2) @ g, b2.shape).reshape(b.shape)
 
 
 def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
@@ -263,8 +217,6 @@ def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
 
 
 # -- elementwise, one input ---------------------------------------------------------------
-
-
 @primitive("neg", vjps=(lambda g, out, a: -g,), jvps=(lambda da, out, a: -da,), reads=((),))
 def neg(a: np.ndarray) -> np.ndarray:
     """z = -a.  dC/da = -g."""
@@ -295,8 +247,7 @@ def tanh(a: np.ndarray) -> np.ndarray:
 @primitive("sigmoid", vjps=(lambda g, out, a: g * out * (1 - out),),
            jvps=(lambda da, out, a: out * (1 - out) * da,), reads=((-1,),))
 def sigmoid(a: np.ndarray) -> np.ndarray:
-    """z = sigma(a) = 1/(1 + e^{-a}), without overflow (e^{-|a|} <= 1 on both branches).
-    dC/da = g z (1 - z)."""
+    """z = sigma(a) = 1/(1 + e^{-a}), from e^{-|a|} <= 1.  dC/da = g z (1 - z)."""
     e = np.exp(-np.abs(a))
     return np.where(a >= 0, 1 / (1 + e), e / (1 + e))
 
@@ -316,8 +267,6 @@ def softplus(a: np.ndarray) -> np.ndarray:
 
 
 # -- reductions, shape and indexing -------------------------------------------------------
-
-
 def _kept(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
 
@@ -342,8 +291,8 @@ def sum_(a: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
     reads=((),),
 )
 def expand(a: np.ndarray, shape: tuple[int, ...], kept: tuple[int, ...]) -> np.ndarray:
-    """z = a (reshaped to ``kept``) copied along the axes where ``kept`` is 1: the VJP of sum.
-    dC/da = g summed over those axes."""
+    """z = a (of shape ``kept``) copied along the axes where ``kept`` is 1: the VJP of
+    sum.  dC/da = g summed over those axes."""
     out = np.empty(shape, dtype=np.result_type(a))
     out[...] = a.reshape(kept)
     return out
@@ -356,14 +305,11 @@ def _max_share(a: Any, out: Any, axes: tuple[int, ...]) -> np.ndarray:
     return mask / mask.sum(axis=axes, keepdims=True)
 
 
-@primitive(
-    "max",
-    vjps=(lambda g, out, a, axes, keepdims:
-          g.reshape(_kept(a.shape, axes)) * _max_share(a, out, axes),),
-    jvps=(lambda da, out, a, axes, keepdims:
-          (da * _max_share(a, out, axes)).sum(axis=axes, keepdims=keepdims),),
-    reads=((0, -1),),
-)
+@primitive("max", vjps=(lambda g, out, a, axes, keepdims:
+                        g.reshape(_kept(a.shape, axes)) * _max_share(a, out, axes),),
+           jvps=(lambda da, out, a, axes, keepdims:
+                 (da * _max_share(a, out, axes)).sum(axis=axes, keepdims=keepdims),),
+           reads=((0, -1),))
 def max_(a: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
     """z = max of a over ``axes``.  dC/da = g at the maximal entries, shared equally by ties."""
     return a.max(axis=axes, keepdims=keepdims)
@@ -376,10 +322,8 @@ def reshape(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     try:
         return a.reshape(shape)
     except ValueError as e:
-        raise ValueError(
-            f"reshape: cannot reshape a tensor of shape {a.shape} ({a.size} entries) into "
-            f"{shape}"
-        ) from e
+        raise ValueError(f"reshape: cannot reshape a tensor of shape {a.shape} ({a.size} "
+                         f"entries) into {shape}") from e
 
 
 @primitive("transpose", vjps=(lambda g, out, a, perm: g.transpose(_inverse(perm)),),
@@ -398,17 +342,12 @@ def _inverse(perm: tuple[int, ...]) -> tuple[int, ...]:
 @primitive("getitem", vjps=(lambda g, out, a, index: scatter(g, index=index, shape=a.shape),),
            jvps=(lambda da, out, a, index: da[index],), reads=((),))
 def getitem(a: np.ndarray, index: Any) -> np.ndarray:
-    """z = a[index] (basic or integer-array indexing).  dC/da = g placed at the selected
-    entries of zeros; an entry selected several times receives the sum."""
+    """z = a[index] (basic or integer-array indexing).  dC/da = g added at ``index`` into
+    zeros (an entry selected several times receives the sum)."""
     try:
         return a[index]
     except IndexError as e:
         raise IndexError(f"getitem: {e} (tensor of shape {a.shape})") from e
-
-
-def _is_fancy(index: Any) -> bool:
-    items = index if isinstance(index, tuple) else (index,)
-    return any(isinstance(i, np.ndarray) for i in items)
 
 
 @primitive("scatter", vjps=(lambda g, out, a, index, shape: getitem(g, index=index),),
@@ -417,7 +356,8 @@ def _is_fancy(index: Any) -> bool:
 def scatter(a: np.ndarray, index: Any, shape: tuple[int, ...]) -> np.ndarray:
     """z = zeros of ``shape`` with a added at ``index`` (the VJP of getitem).  dC/da = g[index]."""
     out = np.zeros(shape, dtype=a.dtype)
-    if _is_fancy(index):
+    items = index if isinstance(index, tuple) else (index,)
+    if any(isinstance(i, np.ndarray) for i in items):  # integer arrays: repeats add up
         np.add.at(out, index, a)
     else:
         out[index] = a
@@ -425,12 +365,9 @@ def scatter(a: np.ndarray, index: Any, shape: tuple[int, ...]) -> np.ndarray:
 
 
 # -- softmax and its relatives ------------------------------------------------------------
-
-
 def row_max(a: np.ndarray, axis: int) -> np.ndarray:
-    """max over ``axis``, kept for broadcasting: the shift of log-sum-exp. NumPy reduces a
-    short last axis (a few classes) element by element; on a column-major copy the same
-    (exact) maxima are taken across all rows at once, 3-4x faster for 10 classes."""
+    """max over ``axis``, kept; taken over all rows at once on a column-major copy for a
+    short last axis (a few classes: 3-4x faster)."""
     if a.ndim == 2 and axis in (1, -1) and a.shape[1] <= 16:
         a = np.asfortranarray(a)
     return a.max(axis=axis, keepdims=True)
@@ -455,8 +392,7 @@ def softmax(a: np.ndarray, axis: int) -> np.ndarray:
           g - (softmax(a, axis=axis) if res is None else res) * g.sum(axis=axis, keepdims=True),),
     jvps=(lambda da, out, a, axis:
           da - (softmax(a, axis=axis) * da).sum(axis=axis, keepdims=True),),
-    reads=((0,),),
-    residual=True,
+    reads=((0,),), residual=True,
 )
 def log_softmax(a: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
     """z_i = a_i - m - log sum_j e^{a_j - m} (log-sum-exp).  dC/da = g - softmax(a) sum_j g_j.
@@ -467,17 +403,13 @@ def log_softmax(a: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
     return shifted - np.log(s), e / s
 
 
-def _onehot(labels: np.ndarray, like: Any) -> np.ndarray:
-    y = np.zeros(like.shape, dtype=like.dtype)
-    y[np.arange(len(labels)), labels] = 1
-    return y
-
-
 def _ce_vjp(g: Any, out: Any, z: Any, labels: np.ndarray, res: Any = None) -> Any:
     """dC/dz = (softmax(z) - onehot(y)) g / N."""
     n = len(labels)
     if res is None:  # on Tensors: softmax(z) is recorded, for second derivatives
-        return (softmax(z, axis=1) - _onehot(labels, value(z))) * (g / n if n else g * np.nan)
+        y = np.zeros(z.shape, dtype=value(z).dtype)  # onehot(labels)
+        y[np.arange(n), labels] = 1
+        return (softmax(z, axis=1) - y) * (g / n if n else g * np.nan)
     d = res.copy()  # on arrays: the forward's softmax, minus onehot(y) in place
     d[np.arange(n), labels] -= 1
     d *= g.item() / n if n else np.nan
@@ -493,9 +425,8 @@ def _ce_jvp(dz: np.ndarray, out: np.ndarray, z: np.ndarray, labels: np.ndarray) 
 
 @primitive("cross_entropy", vjps=(_ce_vjp,), jvps=(_ce_jvp,), reads=((0,),), residual=True)
 def cross_entropy(z: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """C = -(1/N) sum_n log softmax(z_n)[y_n], fused and stable for logits of any size; NaN
-    for N = 0 (the mean of no entries).  dC/dz = (softmax(z) - onehot(y)) / N.
-    Residual: softmax(z)."""
+    """C = -(1/N) sum_n log softmax(z_n)[y_n], fused and stable; NaN for N = 0.
+    dC/dz = (softmax(z) - onehot(y)) / N.  Residual: softmax(z)."""
     n = len(labels)
     shifted = z - row_max(z, 1)
     e = np.exp(shifted)
@@ -505,36 +436,21 @@ def cross_entropy(z: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 # -- the layer's affine map and the convolution's patches ---------------------------------
-
-
-def _linear_jvp_b(db: np.ndarray, out: np.ndarray, a: np.ndarray, W: np.ndarray,
-                  b: np.ndarray) -> np.ndarray:
-    return np.broadcast_to(db, out.shape)
-
-
-@primitive(
-    "linear",
-    vjps=(
-        lambda g, out, a, W, b=None: g @ W,
-        lambda g, out, a, W, b=None: matmul_like(g.T, a, W),
-        lambda g, out, a, W, b=None: g.sum(axis=0),
-    ),
-    jvps=(
-        lambda da, out, a, W, b=None: np.matmul(da, W.T),
-        lambda dW, out, a, W, b=None: np.matmul(a, dW.T),
-        _linear_jvp_b,
-    ),
-    reads=((1,), (0,), ()),
-)
+@primitive("linear", vjps=(lambda g, out, a, W, b=None: g @ W,
+                           lambda g, out, a, W, b=None: matmul_like(g.T, a, W),
+                           lambda g, out, a, W, b=None: g.sum(axis=0)),
+           jvps=(lambda da, out, a, W, b=None: np.matmul(da, W.T),
+                 lambda dW, out, a, W, b=None: np.matmul(a, dW.T),
+                 lambda db, out, a, W, b: np.broadcast_to(db, out.shape)),
+           reads=((1,), (0,), ()))
 def linear(a: np.ndarray, W: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
     """z = a W^T + b for a batch of rows a (the layer's z^l = W^l a^{l-1} + b^l).
     dC/da = G W, dC/dW = G^T a, dC/db = sum over the batch of G (G = dC/dz)."""
     z = np.matmul(a, W.T)
-    if b is not None:
-        if np.result_type(z, b) == z.dtype:
-            z += b  # in place: z is new
-        else:
-            z = z + b
+    if b is not None and np.result_type(z, b) == z.dtype:
+        z += b  # in place: z is new
+    elif b is not None:
+        z = z + b
     return z
 
 
@@ -582,8 +498,6 @@ def col2im(cols: np.ndarray, shape: tuple[int, ...], k: tuple[int, int], s: tupl
 
 
 # -- normalisation (chapter 12: batch and layer normalisation) ----------------------------
-
-
 def _rstd(x: Any, axes: tuple[int, ...], eps: float) -> Any:
     """1 / sqrt(var + eps) over ``axes`` (biased variance), kept for broadcasting."""
     d = x - x.mean(axis=axes, keepdims=True)
@@ -599,11 +513,7 @@ def _standardize_vjp(g: Any, out: Any, x: Any, axes: tuple[int, ...],
     return r * (g - gm - out * gx)
 
 
-def _standardize_jvp(dx: Any, out: Any, x: Any, axes: tuple[int, ...],
-                     eps: float) -> Any:
-    """d xhat = (dx - mean(dx) - xhat mean(xhat dx)) / sigma (the Jacobian is
-    symmetric, so the JVP is the VJP's formula)."""
-    return _standardize_vjp(dx, out, x, axes, eps)
+_standardize_jvp = _standardize_vjp  # the Jacobian is symmetric: the same formula
 
 
 @primitive("standardize", vjps=(_standardize_vjp,), jvps=(_standardize_jvp,),
@@ -620,57 +530,34 @@ def standardize(x: np.ndarray, axes: tuple[int, ...],
 
 
 # -- stacking (chapter 14: the hidden states of a recurrent layer) ------------------------
+@functools.cache
+def _stack(n: int) -> Primitive:
+    """The primitive stack of n inputs (one VJP and one JVP each, made once)."""
+    def at(i: int, axis: int) -> tuple:
+        return (slice(None),) * axis + (i,)
 
-
-def _stack_index(i: int, axis: int) -> tuple:
-    return (slice(None),) * axis + (i,)
-
-
-def _stack_vjp(i: int) -> Rule:
-    """dC/dx_i = g[:, ..., i] (position i along ``axis``): a view, no copy."""
-    return lambda g, out, *xs, axis: g[_stack_index(i, axis)]
-
-
-def _stack_jvp(i: int) -> Rule:
-    """d(out) from dx_i: dx_i at position i along ``axis``, zeros elsewhere."""
-    return lambda dx, out, *xs, axis: scatter(
-        dx, index=_stack_index(i, axis), shape=out.shape
-    )
-
-
-def _stack_fwd(*xs: np.ndarray, axis: int) -> np.ndarray:
-    return np.stack(xs, axis=axis)
-
-
-_STACKS: dict[int, Primitive] = {}  # one primitive per number of inputs
+    vjps = tuple(lambda g, out, *xs, axis, i=i: g[at(i, axis)] for i in range(n))
+    jvps = tuple(lambda dx, out, *xs, axis, i=i:
+                 scatter(dx, index=at(i, axis), shape=out.shape) for i in range(n))
+    return Primitive("stack", lambda *xs, axis: np.stack(xs, axis=axis), vjps, jvps,
+                     reads=((),) * n)
 
 
 def stack(xs: Any, axis: int = 0) -> Any:
-    """z = the arrays x_1, ..., x_n (all of one shape) stacked along a new ``axis``
-    (0 <= axis <= x.ndim), as ``np.stack``.  dC/dx_i = g[..., i, ...], the slice of
-    the gradient at position i: a fan-in of n inputs, one VJP each. The primitive
-    ``stack`` of each number of inputs is made once and kept."""
+    """z = the arrays x_1, ..., x_n (of one shape) stacked along a new ``axis``, as
+    ``np.stack``.  dC/dx_i = g[..., i, ...], the slice of g at position i."""
     xs = list(xs)
-    if not xs:
-        raise ValueError("stack: need at least one array")
     shapes = {tuple(x.shape) if hasattr(x, "shape") else np.shape(x) for x in xs}
     if len(shapes) != 1:
-        raise ValueError(f"stack: all inputs must have one shape, got {sorted(shapes)}")
+        raise ValueError(f"stack: need at least one input, all of one shape, got "
+                         f"{sorted(shapes)}")
     ndim = len(shapes.pop())
     if not isinstance(axis, (int, np.integer)) or not -ndim - 1 <= axis <= ndim:
         raise ValueError(f"stack: axis {axis!r} is out of range for {ndim}-D inputs")
-    n = len(xs)
-    if n not in _STACKS:
-        _STACKS[n] = Primitive(
-            "stack", _stack_fwd, tuple(_stack_vjp(i) for i in range(n)),
-            tuple(_stack_jvp(i) for i in range(n)), reads=((),) * n,
-        )
-    return _STACKS[n](*xs, axis=int(axis) % (ndim + 1))
+    return _stack(len(xs))(*xs, axis=int(axis) % (ndim + 1))
 
 
 # -- the operators of a graph type --------------------------------------------------------
-
-
 def _axes(shape: tuple[int, ...], axis: Any, op: str) -> tuple[int, ...]:
     """The reduced axes as a sorted tuple of non-negative ints."""
     nd = len(shape)
@@ -679,25 +566,24 @@ def _axes(shape: tuple[int, ...], axis: Any, op: str) -> tuple[int, ...]:
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
     for ax in axes:
         if not -nd <= ax < nd:
-            raise np.exceptions.AxisError(
-                f"{op}: axis {ax} is out of bounds for a tensor of shape {shape}"
-            )
+            message = f"{op}: axis {ax} is out of bounds for a tensor of shape {shape}"
+            raise np.exceptions.AxisError(message)
     out = tuple(sorted(int(ax) % nd for ax in axes))
     if len(set(out)) != len(out):
         raise ValueError(f"{op}: axis {axis} repeats an axis of shape {shape}")
     return out
 
 
-def _nonempty(shape: tuple[int, ...], axes: tuple[int, ...], op: str) -> None:
-    """A maximum (and so softmax, which subtracts it) of no entries is undefined."""
+def _max_axes(shape: tuple[int, ...], axis: Any, op: str) -> tuple[int, ...]:
+    """The reduced axes of a maximum (or of softmax, which subtracts it), none empty."""
+    axes = _axes(shape, axis, op)
     for ax in axes:
         if shape[ax] == 0:
-            raise ValueError(
-                f"{op}: axis {ax} of a tensor of shape {shape} is empty; the maximum of no "
-                f"entries is undefined"
-            )
+            raise ValueError(f"{op}: axis {ax} of a tensor of shape {shape} is empty; "
+                             f"the maximum of no entries is undefined")
     if not axes and 0 in shape:
         raise ValueError(f"{op}: tensor of shape {shape} is empty")
+    return axes
 
 
 def _shape_arg(shape: tuple) -> tuple:
@@ -719,13 +605,10 @@ def _method(prim: Primitive, doc: str) -> Callable[[Any], Any]:
 
 
 class Operators:
-    """NumPy-style operators and methods for a graph type that defines
-    ``bind(prim, *args, **params)`` and ``shape``. Each one applies a primitive."""
+    """NumPy-style operators and methods, each applying a primitive with ``self.bind``."""
 
     shape: tuple[int, ...]
-
-    def bind(self, prim: Primitive, *args: Any, **params: Any) -> Any:
-        raise NotImplementedError
+    bind: Callable[..., Any]  # bind(prim, *args, **params) applies prim
 
     @property
     def ndim(self) -> int:
@@ -751,9 +634,7 @@ class Operators:
     def __rpow__(self, other: Any) -> Any:
         return self.bind(power, other, self)
 
-    def __neg__(self) -> Any:
-        return self.bind(neg, self)
-
+    __neg__ = _method(neg, "-a elementwise.")
     exp = _method(exp, "e^a elementwise.")
     log = _method(log, "Natural logarithm elementwise.")
     tanh = _method(tanh, "tanh(a) elementwise.")
@@ -763,12 +644,12 @@ class Operators:
 
     def softmax(self, axis: int = -1) -> Any:
         """e^{a_i} / sum_j e^{a_j} along ``axis`` (max subtracted first)."""
-        _nonempty(self.shape, _axes(self.shape, axis, "softmax"), "softmax")
+        _max_axes(self.shape, axis, "softmax")
         return self.bind(softmax, self, axis=axis)
 
     def log_softmax(self, axis: int = -1) -> Any:
         """a_i - log sum_j e^{a_j} along ``axis`` (log-sum-exp, stable)."""
-        _nonempty(self.shape, _axes(self.shape, axis, "log_softmax"), "log_softmax")
+        _max_axes(self.shape, axis, "log_softmax")
         return self.bind(log_softmax, self, axis=axis)
 
     def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Any:
@@ -776,8 +657,7 @@ class Operators:
         return self.bind(sum_, self, axes=_axes(self.shape, axis, "sum"), keepdims=keepdims)
 
     def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Any:
-        """The sum over ``axis`` times 1/n, n the number of entries; NaN for n = 0 (as in
-        NumPy)."""
+        """The sum over ``axis`` times 1/n, n the number of entries (NaN for n = 0)."""
         axes = _axes(self.shape, axis, "mean")
         n = 1
         for ax in axes:
@@ -786,8 +666,7 @@ class Operators:
 
     def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Any:
         """Maximum over ``axis``; the gradient goes to the maximal entries (ties share it)."""
-        axes = _axes(self.shape, axis, "max")
-        _nonempty(self.shape, axes, "max")
+        axes = _max_axes(self.shape, axis, "max")
         return self.bind(max_, self, axes=axes, keepdims=keepdims)
 
     def reshape(self, *shape: int | tuple[int, ...]) -> Any:
@@ -819,9 +698,8 @@ class Operators:
 
 def _clean_index(index: Any) -> Any:
     if hasattr(index, "bind"):
-        raise TypeError(
-            "getitem: index with an int array, not a Tensor (Tensor data is floating point)"
-        )
+        raise TypeError("getitem: index with an int array, not a Tensor (Tensor data is "
+                        "floating point)")
     if isinstance(index, tuple):
         return tuple(_clean_index(i) for i in index)
     if isinstance(index, list):  # [] selects nothing (NumPy would make it float)
