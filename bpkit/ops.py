@@ -20,6 +20,7 @@ import numpy as np
 Rule = Callable[..., Any]
 Rules = tuple[Rule, ...]
 Reads = tuple[tuple[int, ...], ...] | None
+Pair = tuple[int, int]
 
 
 class Primitive:
@@ -342,8 +343,7 @@ def _inverse(perm: tuple[int, ...]) -> tuple[int, ...]:
 @primitive("getitem", vjps=(lambda g, out, a, index: scatter(g, index=index, shape=a.shape),),
            jvps=(lambda da, out, a, index: da[index],), reads=((),))
 def getitem(a: np.ndarray, index: Any) -> np.ndarray:
-    """z = a[index] (basic or integer-array indexing).  dC/da = g added at ``index`` into
-    zeros (an entry selected several times receives the sum)."""
+    """z = a[index] (basic or integer-array indexing).  dC/da = g scattered to index."""
     try:
         return a[index]
     except IndexError as e:
@@ -366,8 +366,7 @@ def scatter(a: np.ndarray, index: Any, shape: tuple[int, ...]) -> np.ndarray:
 
 # -- softmax and its relatives ------------------------------------------------------------
 def row_max(a: np.ndarray, axis: int) -> np.ndarray:
-    """max over ``axis``, kept; taken over all rows at once on a column-major copy for a
-    short last axis (a few classes: 3-4x faster)."""
+    """max over ``axis``, kept (column-major for a short last axis: 3-4x faster)."""
     if a.ndim == 2 and axis in (1, -1) and a.shape[1] <= 16:
         a = np.asfortranarray(a)
     return a.max(axis=axis, keepdims=True)
@@ -463,8 +462,7 @@ def conv_out_size(n: int, k: int, s: int, p: int, who: str, axis: str) -> int:
 
 @primitive("im2col", vjps=(lambda g, out, x, k, s, p: col2im(g, shape=x.shape, k=k, s=s, p=p),),
            jvps=(lambda dx, out, x, k, s, p: im2col(dx, k=k, s=s, p=p),), reads=((),))
-def im2col(x: np.ndarray, k: tuple[int, int], s: tuple[int, int],
-           p: tuple[int, int]) -> np.ndarray:
+def im2col(x: np.ndarray, k: Pair, s: Pair, p: Pair) -> np.ndarray:
     """The patches of NCHW x as rows, shape (N H' W', C kh kw): row (n, i, j) holds
     x_pad[n, c, i s + u, j s + v] ordered (c, u, v).  dC/dx = col2im(g)."""
     (kh, kw), (sh, sw), (ph, pw) = k, s, p
@@ -482,8 +480,8 @@ def im2col(x: np.ndarray, k: tuple[int, int], s: tuple[int, int],
 @primitive("col2im", vjps=(lambda g, out, cols, shape, k, s, p: im2col(g, k=k, s=s, p=p),),
            jvps=(lambda dc, out, cols, shape, k, s, p: col2im(dc, shape=shape, k=k, s=s, p=p),),
            reads=((),))
-def col2im(cols: np.ndarray, shape: tuple[int, ...], k: tuple[int, int], s: tuple[int, int],
-           p: tuple[int, int]) -> np.ndarray:
+def col2im(cols: np.ndarray, shape: tuple[int, ...], k: Pair, s: Pair,
+           p: Pair) -> np.ndarray:
     """The adjoint of im2col: each patch entry is added back to the pixel it was copied
     from (a pixel in several patches receives the sum).  dC/dcols = im2col(g)."""
     (kh, kw), (sh, sw), (ph, pw) = k, s, p
@@ -532,7 +530,8 @@ def standardize(x: np.ndarray, axes: tuple[int, ...],
 # -- stacking (chapter 14: the hidden states of a recurrent layer) ------------------------
 @functools.cache
 def _stack(n: int) -> Primitive:
-    """The primitive stack of n inputs (one VJP and one JVP each, made once)."""
+    """The primitive stack of n inputs: VJP i reads g at position i along ``axis`` (a
+    view); JVP i puts dx_i there, zeros elsewhere."""
     def at(i: int, axis: int) -> tuple:
         return (slice(None),) * axis + (i,)
 
@@ -631,9 +630,7 @@ class Operators:
                              else other)
         return self.bind(power, self, other)
 
-    def __rpow__(self, other: Any) -> Any:
-        return self.bind(power, other, self)
-
+    __rpow__ = _operator(power)[1]  # b ** a for a number or an array b
     __neg__ = _method(neg, "-a elementwise.")
     exp = _method(exp, "e^a elementwise.")
     log = _method(log, "Natural logarithm elementwise.")
