@@ -153,13 +153,6 @@ def hessian(f: Callable[..., Any], x: Any) -> np.ndarray:
     return H.reshape(x0.shape + x0.shape)
 
 
-def _other_leaves(y: Tensor, known: list[Tensor]) -> list[Tensor]:
-    """The leaves of y's graph that require a gradient, other than ``known``."""
-    ids = {id(t) for t in known}
-    return [n for n in engine.topological_order(y)
-            if not n.inputs and n.requires_grad and id(n) not in ids]
-
-
 def checkpoint(f: Callable[..., Any], *inputs: Any,
                params: list[Tensor] | None = None) -> Any:
     """``y = f(*inputs)`` as one node that keeps its inputs and y, not f's graph: the
@@ -179,10 +172,13 @@ def checkpoint(f: Callable[..., Any], *inputs: Any,
         raise TypeError("checkpoint: give f's inputs after f, as checkpoint(f, x)")
     if not engine.is_grad_enabled():
         return f(*xs)
+    # chapter 15 prints this function's peak memory (tracemalloc): mind its allocations
     stand = [Tensor(x, requires_grad=x.requires_grad) for x in xs]  # same data, version
     if params is None:
         y = _tensor(f(*stand), "checkpoint")
-        leaves = tuple(_other_leaves(y, stand))
+        own = {id(t) for t in stand}
+        leaves = tuple(n for n in engine.topological_order(y)
+                       if not n.inputs and n.requires_grad and id(n) not in own)
     else:
         leaves = tuple(params)
         for p in leaves:
@@ -210,11 +206,14 @@ def checkpoint(f: Callable[..., Any], *inputs: Any,
                 return engine.backward(y, g, True, [*args[:n], *leaves])
             ins = [Tensor(a, requires_grad=r) for a, r in zip(args[:n], flags, strict=True)]
             y = _tensor(f(*ins), "checkpoint")
-            for node in _other_leaves(y, [*ins, *leaves]):  # refuse the first stray leaf
-                label = f", label {node.label!r}" if node.label else ""
-                raise RuntimeError(f"checkpoint: f reads a Tensor that requires a gradient "
-                                   f"(shape {node.shape}{label}) that is neither an input "
-                                   "nor in params; add it to params, or leave params=None")
+            known = {id(t) for t in (*ins, *leaves)}
+            for node in engine.topological_order(y):
+                if not node.inputs and node.requires_grad and id(node) not in known:
+                    label = f", label {node.label!r}" if node.label else ""
+                    raise RuntimeError(
+                        f"checkpoint: f reads a Tensor that requires a gradient (shape "
+                        f"{node.shape}{label}) that is neither an input nor in params; "
+                        "add it to params, or leave params=None")
             return engine.backward(y, g, False, [*ins, *leaves])
         finally:
             engine.modes.grad = old
