@@ -1,17 +1,9 @@
-"""The engine of reverse mode: the graph protocol, the topological order and the sweep.
+"""Reverse mode's engine: the graph protocol, the topological order and the backward sweep.
 
-A graph node has ``inputs`` (the nodes it was computed from; empty for a leaf), ``op`` (its
-operation), ``data`` and ``grad`` (its adjoint dC/d(data)). A :class:`bpkit.Value` also has
-``partials``, the local derivatives d(node)/d(input), one per input; a :class:`bpkit.Tensor`
-has the primitive ``op`` (see :mod:`bpkit.ops`), its keyword ``params``, its input arrays
-``args``, the primitive's ``residual`` (or None) and ``recorded_at``, the value of the edit
-clock :data:`edits` (the count of in-place changes of tensors) when it was recorded.
-
-:func:`topological_order` lists the nodes so that each comes after its inputs;
-:func:`backward` runs the reverse sweep: starting from the output's adjoint, each node in
-reverse order passes its adjoint to its inputs (the chain rule), and a node used several
-times receives the sum. This module also holds the per-thread modes :func:`no_grad` and
-:func:`debug`.
+A node has ``inputs`` (empty for a leaf), ``op``, ``data`` and its adjoint ``grad`` =
+dC/d(data); a :class:`bpkit.Value` adds ``partials`` (d node/d input), a
+:class:`bpkit.Tensor` ``params``, its input arrays ``args``, a ``residual`` and
+``recorded_at`` (the edit clock :data:`edits`, counting in-place changes, when recorded).
 """
 
 from __future__ import annotations
@@ -28,9 +20,7 @@ from .ops import unbroadcast
 __all__ = ["topological_order", "backward", "no_grad", "debug", "is_grad_enabled"]
 
 
-class _Modes(threading.local):
-    """Grad mode and debug mode, per thread (each thread starts with grad on, debug off)."""
-
+class _Modes(threading.local):  # per thread: each starts with grad on, debug off
     grad = True
     debug = False
 
@@ -41,9 +31,7 @@ edits = [0]  # the edit clock: in-place changes of tensor data so far, in all th
 
 @contextmanager
 def no_grad() -> Iterator[None]:
-    """Within the block, operations build no graph (for evaluation and parameter updates).
-
-    The mode is per thread: another thread's ``no_grad()`` does not affect this one."""
+    """Within the block, operations build no graph (in this thread)."""
     old, modes.grad = modes.grad, False
     try:
         yield
@@ -54,7 +42,7 @@ def no_grad() -> Iterator[None]:
 @contextmanager
 def debug() -> Iterator[None]:
     """Within the block, raise FloatingPointError at the first operation whose result
-    (forward) or input gradient (backward) contains NaN or inf. Per thread, like no_grad."""
+    (forward) or input gradient (backward) contains NaN or inf; per thread."""
     old, modes.debug = modes.debug, True
     try:
         yield
@@ -91,8 +79,7 @@ def describe(*arrays: np.ndarray) -> str:
 
 
 def _check_versions(node: Any) -> None:
-    """Raise if data that node's rules read was changed in place since it was recorded (a
-    change after ``node.recorded_at`` on the edit clock)."""
+    """Raise if data read by a rule of ``node`` (``op.reads``) changed after ``recorded_at``."""
     xs, reads, then = node.inputs, node.op.reads, node.recorded_at
     for i, x in enumerate(xs):
         if not x.requires_grad:
@@ -101,33 +88,28 @@ def _check_versions(node: Any) -> None:
             t = node if j == -1 or j == len(xs) else xs[j]
             if t.changed_at > then:
                 what = "the output" if t is node else f"input {xs.index(t)}"
-                op = node.op.name
+                op, label = node.op.name, f", label {t.label!r}" if t.label else ""
                 raise RuntimeError(
-                    f"backward: {what} of {op} (shape/dtype {describe(t.data)}"
-                    f"{', label ' + repr(t.label) if t.label else ''}) was modified in place "
-                    f"since {op} recorded it (it is at version {t.version} now), so the graph "
-                    f"no longer matches the data; recompute the forward pass after changing "
-                    f"it (e.g. after opt.step())"
+                    f"backward: {what} of {op} (shape/dtype {describe(t.data)}{label}) was "
+                    f"modified in place since {op} recorded it (it is at version {t.version} "
+                    f"now); recompute the forward pass after changing it (e.g. opt.step())"
                 )
 
 
 def _check_finite(node: Any, x: Any, gx: Any, g: Any) -> None:
-    """Under ``debug()``: raise if a rule made NaN or inf in an input's gradient."""
-    gx = np.asarray(gx.data if hasattr(gx, "bind") else gx)
+    gx = np.asarray(gx)  # also a Tensor's data
     if not np.isfinite(gx).all():
         bad = "NaN" if np.isnan(gx).any() else "inf"
-        g = np.asarray(g.data if hasattr(g, "bind") else g)
+        g = np.asarray(g)
         raise FloatingPointError(
             f"{node.op.name}: backward pass produced {bad} in the gradient of input "
-            f"{node.inputs.index(x)} "
-            f"(shape/dtype {describe(x.data)}); output gradient was "
+            f"{node.inputs.index(x)} (shape/dtype {describe(x.data)}); output gradient was "
             f"{'finite' if np.isfinite(g).all() else 'already non-finite'}"
         )
 
 
-def _add(adjoint: dict, owned: set, x: Any, gx: Any, g: Any, create_graph: bool) -> None:
-    """adjoint[x] += gx for a gradient that is not an array of x's dtype (a Tensor, with
-    ``create_graph``; a NumPy scalar; another dtype): summed back to x's shape and cast."""
+def _add(adjoint: dict, owned: set, x: Any, gx: Any, create_graph: bool) -> None:
+    """adjoint[x] += gx for a Tensor, a NumPy scalar or another dtype, cast and unbroadcast."""
     if not create_graph:
         gx = np.asarray(gx, dtype=x.dtype)
     if tuple(gx.shape) != x.shape:
@@ -141,18 +123,13 @@ def _add(adjoint: dict, owned: set, x: Any, gx: Any, g: Any, create_graph: bool)
 def backward(
     root: Any, seed: Any, create_graph: bool = False, inputs: list[Any] | None = None
 ) -> list[Any] | None:
-    """The reverse sweep from ``root`` with adjoint ``seed``: dC/d(node) for every node.
-
-    For Values (a float seed) each edge adds ``partial * adjoint`` to its input's grad. For
-    Tensors each input that requires a gradient gets its primitive's VJP, summed back to its
-    shape and added to what it has; the engine adds in place only into an array a rule has
-    just made. With ``create_graph`` the rules run on Tensors, so the adjoints are Tensors
-    with a graph of their own (differentiable again).
-
-    Without ``inputs`` the adjoints are stored: ``grad`` of every intermediate node is this
-    sweep's adjoint and leaves add theirs to what they hold. With ``inputs`` nothing is
-    stored and their adjoints are returned (None where C does not depend on one).
-    """
+    """The reverse sweep from ``root`` with adjoint ``seed``: each node, in reverse
+    topological order, passes its adjoint to its inputs (the chain rule); uses add up. A
+    Value's edge adds ``partial * adjoint`` (a float ``seed``); a Tensor input gets its
+    primitive's VJP, summed back to its shape; ``create_graph`` runs the rules on Tensors.
+    Without ``inputs``, each intermediate node's ``grad`` is set to its adjoint and leaves
+    add theirs; with ``inputs``, their adjoints are returned (None if C does not depend on
+    one) and nothing is stored."""
     order = topological_order(root)
     if isinstance(seed, float):  # scalar engine: each edge carries its local partial
         for node in order:
@@ -178,7 +155,7 @@ def backward(
             if inputs is None and node.grad is not None:
                 adjoint[node] = node.grad  # a leaf adds to what it holds
     check, store = modes.debug, inputs is None
-    _add(adjoint, owned, root, seed, None, create_graph)  # with create_graph, a Tensor seed
+    _add(adjoint, owned, root, seed, create_graph)  # with create_graph, a Tensor seed
     for node in reversed(order):
         xs = node.inputs
         if not xs:
@@ -202,7 +179,7 @@ def backward(
             if check:
                 _check_finite(node, x, gx, g)
             if type(gx) is not np.ndarray or gx.dtype is not a.dtype:
-                _add(adjoint, owned, x, gx, g, create_graph)  # Tensors, scalars, casts
+                _add(adjoint, owned, x, gx, create_graph)  # Tensors, scalars, casts
                 continue
             if gx.shape != a.shape:
                 gx = np.asarray(unbroadcast(gx, a.shape))
@@ -226,8 +203,7 @@ def backward(
         if g is None:
             continue
         if not create_graph and node not in owned and g is not node.grad:
-            # a view of another node's gradient: copy it if it is read-only or shared with
-            # another leaf's gradient (both operands of a + b), else keep it
+            # a view of another gradient: copy it if read-only or shared by two leaves (a + b)
             base = id(g if g.base is None else g.base)
             if not g.flags.writeable or base in loose:
                 g = g.copy()
@@ -254,11 +230,11 @@ def graph_layers(order: list[Any]) -> list[list[Any]]:
     def arrange(nodes: list[Any], neighbours: Any) -> None:
         rank = {id(n): i for i, n in enumerate(nodes)}
 
-        def key(n: Any) -> tuple[float, int]:
+        def mean(n: Any) -> float:  # of its placed neighbours, else its rank (a stable sort)
             ys = [pos[id(m)] for m in neighbours(n) if id(m) in pos]
-            return (sum(ys) / len(ys) if ys else float(rank[id(n)]), rank[id(n)])
+            return sum(ys) / len(ys) if ys else float(rank[id(n)])
 
-        nodes.sort(key=key)
+        nodes.sort(key=mean)
         for i, n in enumerate(nodes):
             pos[id(n)] = i - (len(nodes) - 1) / 2
 
