@@ -18,9 +18,6 @@ from typing import Any
 import numpy as np
 
 Rule = Callable[..., Any]
-Rules = tuple[Rule, ...]
-Reads = tuple[tuple[int, ...], ...] | None
-Pair = tuple[int, int]
 
 
 class Primitive:
@@ -30,8 +27,10 @@ class Primitive:
     output; None: all): the engine refuses a backward pass after it changed in place.
     With ``residual``, fwd returns (out, r) and the VJPs on arrays receive ``res=r``."""
 
-    def __init__(self, name: str, fwd: Rule, vjps: Rules, jvps: Rules,
-                 reads: Reads = None, residual: bool = False) -> None:
+    def __init__(self, name: str, fwd: Rule,
+                 vjps: tuple[Rule, ...], jvps: tuple[Rule, ...],
+                 reads: tuple[tuple[int, ...], ...] | None = None,
+                 residual: bool = False) -> None:
         self.name, self.fwd, self.vjps, self.jvps = name, fwd, vjps, jvps
         self.__doc__ = fwd.__doc__  # the equation and its rules, for help() and the API page
         self.reads, self.residual = reads, residual
@@ -62,7 +61,8 @@ class Primitive:
         return self.name
 
 
-def primitive(name: str, vjps: Rules, jvps: Rules, reads: Reads = None,
+def primitive(name: str, vjps: tuple[Rule, ...], jvps: tuple[Rule, ...],
+              reads: tuple[tuple[int, ...], ...] | None = None,
               residual: bool = False) -> Callable[[Rule], Primitive]:
     """Decorator: the forward function below, with its rules, becomes a Primitive."""
     return lambda fwd: Primitive(name, fwd, vjps, jvps, reads, residual)
@@ -462,7 +462,8 @@ def conv_out_size(n: int, k: int, s: int, p: int, who: str, axis: str) -> int:
 
 @primitive("im2col", vjps=(lambda g, out, x, k, s, p: col2im(g, shape=x.shape, k=k, s=s, p=p),),
            jvps=(lambda dx, out, x, k, s, p: im2col(dx, k=k, s=s, p=p),), reads=((),))
-def im2col(x: np.ndarray, k: Pair, s: Pair, p: Pair) -> np.ndarray:
+def im2col(x: np.ndarray, k: tuple[int, int], s: tuple[int, int],
+           p: tuple[int, int]) -> np.ndarray:
     """The patches of NCHW x as rows, shape (N H' W', C kh kw): row (n, i, j) holds
     x_pad[n, c, i s + u, j s + v] ordered (c, u, v).  dC/dx = col2im(g)."""
     (kh, kw), (sh, sw), (ph, pw) = k, s, p
@@ -480,8 +481,8 @@ def im2col(x: np.ndarray, k: Pair, s: Pair, p: Pair) -> np.ndarray:
 @primitive("col2im", vjps=(lambda g, out, cols, shape, k, s, p: im2col(g, k=k, s=s, p=p),),
            jvps=(lambda dc, out, cols, shape, k, s, p: col2im(dc, shape=shape, k=k, s=s, p=p),),
            reads=((),))
-def col2im(cols: np.ndarray, shape: tuple[int, ...], k: Pair, s: Pair,
-           p: Pair) -> np.ndarray:
+def col2im(cols: np.ndarray, shape: tuple[int, ...], k: tuple[int, int], s: tuple[int, int],
+           p: tuple[int, int]) -> np.ndarray:
     """The adjoint of im2col: each patch entry is added back to the pixel it was copied
     from (a pixel in several patches receives the sum).  dC/dcols = im2col(g)."""
     (kh, kw), (sh, sw), (ph, pw) = k, s, p
