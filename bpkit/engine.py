@@ -2,7 +2,7 @@
 
 A node has ``inputs`` (empty for a leaf), ``op``, ``data`` and its adjoint ``grad`` =
 dC/d(data); a :class:`bpkit.Value` adds ``partials`` (d node/d input), a
-:class:`bpkit.Tensor` ``params``, its input arrays ``args``, a ``residual`` and
+:class:`bpkit.Tensor` ``params``, a ``residual`` and
 ``recorded_at`` (the edit clock :data:`edits`, counting in-place changes, when recorded).
 """
 
@@ -169,7 +169,7 @@ def backward(
         if create_graph:
             out, args = node, xs
         else:
-            out, args = node.data, node.args
+            out, args = node.data, [x.data for x in xs]
             if node.residual is not None:
                 params = {**params, "res": node.residual}
         for x, a, vjp in zip(xs, args, node.op.vjps):  # noqa: B905 (a bias may be absent)

@@ -6,6 +6,7 @@ requires a gradient; :meth:`Tensor.backward` runs the sweep of :mod:`bpkit.engin
 from __future__ import annotations
 
 from collections.abc import Iterator
+from types import MappingProxyType
 from typing import Any, NoReturn
 
 import numpy as np
@@ -25,6 +26,8 @@ _OPERATOR_UFUNCS = {
 _HINTS = {"maximum": "t.relu() (for max(t, 0))", "negative": "-t"}
 
 
+NO_PARAMS = MappingProxyType({})  # the params of a node whose primitive takes none
+
 class Tensor(Operators):
     """An array ``data`` in a computation graph, with its adjoint ``grad`` = dC/d(data).
 
@@ -32,17 +35,17 @@ class Tensor(Operators):
     and booleans become float64; numbers and boolean masks mixed in take the tensor's dtype.
     ``grad``: None until :meth:`backward` reaches the tensor, then an array of its shape and
     dtype (summed over broadcast axes and over uses). ``label`` names it in drawings. An
-    operation's result records ``inputs``, ``op`` (the primitive), ``params``, the input
-    arrays ``args`` and the edit clock ``recorded_at``."""
+    operation's result records ``inputs``, ``op`` (the primitive), ``params`` and the edit
+    clock ``recorded_at``."""
 
     __slots__ = ("_data", "_version", "grad", "requires_grad", "inputs", "op", "params",
-                 "args", "recorded_at", "residual", "label")
+                 "recorded_at", "residual", "label")
 
     def __init__(self, data: ArrayLike, requires_grad: bool = False, label: str = "") -> None:
         if isinstance(data, Tensor):
-            version, data = data._version, data._data  # same memory, same version counter
+            version, data = data._shared_version(), data._data  # same memory, same count
         else:
-            version = [0, 0]
+            version = None
         if hasattr(data, "bind"):
             raise TypeError(
                 "Tensor: cannot wrap a forward-mode Dual; this operation has no forward-mode "
@@ -65,10 +68,10 @@ class Tensor(Operators):
                 f"(need float32/float64)"
             )
         if arr.dtype.kind != "f":
-            arr, version = arr.astype(np.float64), [0, 0]  # integers and booleans
+            arr, version = arr.astype(np.float64), None  # integers and booleans
         self._data, self._version, self.grad, self.label = arr, version, None, label
         self.requires_grad = bool(requires_grad)
-        self.inputs, self.op, self.params, self.args = (), None, {}, None  # a leaf
+        self.inputs, self.op, self.params = (), None, NO_PARAMS  # a leaf
         self.recorded_at, self.residual = 0, None
 
     def bind(self, prim: Primitive, *args: Any, **params: Any) -> Any:
@@ -95,20 +98,21 @@ class Tensor(Operators):
         if type(data) is not np.ndarray:
             data = np.asarray(data)
         out = Tensor.__new__(Tensor)
-        out._data, out.grad, out.label, out.op, out.params = data, None, "", prim, params
+        out._data, out.grad, out.label, out.op = data, None, "", prim
+        out.params = params if params else NO_PARAMS  # one shared {} for most nodes
         base = data.base
         if base is not None and (base is arrays[0] or base is arrays[0].base):
-            out._version = xs[0]._version  # a view: a change to either is a change to both
+            out._version = xs[0]._shared_version()  # a view: a change to either is to both
         else:
-            out._version = [0, 0]
+            out._version = None
         modes = engine.modes
         if modes.debug:
             _check_finite(prim, data, arrays)
         if needs_grad and modes.grad:
-            out.requires_grad, out.inputs, out.args, out.residual = True, tuple(xs), arrays, res
+            out.requires_grad, out.inputs, out.residual = True, tuple(xs), res
             out.recorded_at = engine.edits[0]
         else:
-            out.requires_grad, out.inputs, out.args, out.residual = False, (), None, None
+            out.requires_grad, out.inputs, out.residual = False, (), None
         return out
 
     @property
@@ -121,19 +125,26 @@ class Tensor(Operators):
     def data(self, value: np.ndarray) -> None:
         self._data = value
         engine.edits[0] += 1  # the edit clock; optimisers assign data every step
-        v = self._version
+        v = self._version or self._shared_version()
         v[0] += 1
         v[1] = engine.edits[0]
+
+    def _shared_version(self) -> list[int]:
+        """The version cell [count, clock of the last change], made when first needed (a
+        change, or a view or detached copy that must share it): most tensors never change."""
+        if self._version is None:
+            self._version = [0, 0]
+        return self._version
 
     @property
     def changed_at(self) -> int:
         """When ``data`` last changed in place, on the engine's edit clock (0 if never)."""
-        return self._version[1]
+        return self._version[1] if self._version else 0
 
     @property
     def version(self) -> int:
         """How often ``data`` changed in place (a count shared with views such as ``x.T``)."""
-        return self._version[0]
+        return self._version[0] if self._version else 0
 
     def assign(self, values: ArrayLike) -> None:
         """``data[...] = values``, in place (views stay attached); the version goes up."""
@@ -250,8 +261,8 @@ def _constant(x: ArrayLike, like: np.ndarray) -> Tensor:
         elif data.dtype.kind != "f":
             return Tensor(x)  # integers become float64, other data is refused
     c = Tensor.__new__(Tensor)  # without __init__'s checks: this runs for every constant
-    c._data, c._version, c.grad, c.requires_grad = data, [0, 0], None, False
-    c.inputs, c.op, c.params, c.args, c.residual, c.label = (), None, {}, None, None, ""
+    c._data, c._version, c.grad, c.requires_grad = data, None, None, False
+    c.inputs, c.op, c.params, c.residual, c.label = (), None, NO_PARAMS, None, ""
     c.recorded_at = 0
     return c
 
