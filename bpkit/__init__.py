@@ -20,7 +20,7 @@ from .scalar import Value
 from .tensor import Tensor
 from .transforms import checkpoint, grad, hessian, hvp, jacobian, jvp
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "__version__", "Value", "Tensor", "no_grad", "debug", "topological_order",
