@@ -97,9 +97,10 @@ def hvp(f: Callable[..., Any], x: Any, v: Any) -> Any:
     """
     many = isinstance(x, (list, tuple))
     x0 = [_array(a) for a in (x if many else [x])]
-    dx = [_direction(a, d, "hvp") for a, d in zip(x0, v if many else [v])]  # noqa: B905
-    if len(dx) != len(x0):
-        raise ValueError(f"hvp: {len(dx)} directions v for {len(x0)} arrays x")
+    vs = list(v) if many else [v]
+    if len(vs) != len(x0):
+        raise ValueError(f"hvp: {len(vs)} directions v for {len(x0)} arrays x")
+    dx = [_direction(a, d, "hvp") for a, d in zip(x0, vs, strict=True)]
     xt = [Tensor(a.copy(), requires_grad=True) for a in x0]
     old, engine.modes.grad = engine.modes.grad, True  # the backward pass must be recorded
     try:

@@ -259,3 +259,6 @@ def test_hvp_of_a_list_of_parameters_matches_the_flat_vector_and_keeps_float32()
                      np.concatenate([v1.ravel(), v2.ravel()]))
     np.testing.assert_allclose(np.concatenate([h1.ravel(), h2.ravel()]), flat, rtol=1e-5,
                                atol=1e-6)
+    for vs in ([v1], [v1, v2, v2]):  # one direction per array: none missing, none ignored
+        with pytest.raises(ValueError, match=f"hvp: {len(vs)} directions v for 2 arrays x"):
+            bpkit.hvp(loss, [W1, W2], vs)
