@@ -110,9 +110,20 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """Gradient descent with momentum α (Rumelhart, Hinton & Williams, 1986), g = ∂E/∂w + λw:
-    Δw ← αΔw - ηg, w ← w + Δw (nesterov: w ← w - ηg + αΔw); ``state[i]["delta"]`` is Δw.
-    For a fixed η this is ``torch.optim.SGD`` (v ← αv + g, w ← w - ηv) with Δw = -ηv."""
+    r"""Gradient descent with momentum (Rumelhart, Hinton & Williams, 1986); :math:`\eta` =
+    ``lr``, :math:`\alpha` = ``momentum``, :math:`\lambda` = ``weight_decay``:
+
+    .. math::
+
+        g = \partial E/\partial w + \lambda w, \qquad
+        \Delta w \leftarrow \alpha\, \Delta w - \eta\, g,
+
+        w \leftarrow w + \Delta w \quad
+        (\text{nesterov: } w \leftarrow w - \eta\, g + \alpha\, \Delta w).
+
+    For a fixed :math:`\eta` this is ``torch.optim.SGD``
+    (:math:`v \leftarrow \alpha v + g`, :math:`w \leftarrow w - \eta v`) with
+    :math:`\Delta w = -\eta v`. ``state[i]["delta"]`` is :math:`\Delta w`."""
 
     def __init__(self, params: Iterable[Tensor], lr: float, momentum: float = 0.0,
                  nesterov: bool = False, weight_decay: float = 0.0) -> None:
@@ -136,9 +147,17 @@ class SGD(Optimizer):
 
 
 class RMSProp(Optimizer):
-    """RMSProp (Tieleman & Hinton, 2012) as ``torch.optim.RMSprop``, g = ∂E/∂w + λw:
-    v ← ρv + (1-ρ)g², w ← w - ηg/(√v + ε), ρ = ``alpha``, ε = ``eps``; with ``momentum``
-    μ > 0, b ← μb + g/(√v + ε), w ← w - ηb. ``state[i]`` holds "v" (and "b")."""
+    r"""RMSProp (Tieleman & Hinton, 2012) as ``torch.optim.RMSprop``; :math:`\rho` =
+    ``alpha``, :math:`\epsilon` = ``eps``, :math:`\mu` = ``momentum``, elementwise:
+
+    .. math::
+
+        g = \partial E/\partial w + \lambda w, \qquad
+        v \leftarrow \rho v + (1 - \rho)\, g^2, \qquad
+        w \leftarrow w - \frac{\eta\, g}{\sqrt{v} + \epsilon};
+
+    with :math:`\mu > 0`, :math:`b \leftarrow \mu b + g / (\sqrt{v} + \epsilon)` and
+    :math:`w \leftarrow w - \eta b`. ``state[i]`` holds "v" (and "b")."""
 
     def __init__(self, params: Iterable[Tensor], lr: float = 1e-2, alpha: float = 0.99,
                  eps: float = 1e-8, weight_decay: float = 0.0, momentum: float = 0.0) -> None:
@@ -165,9 +184,18 @@ class RMSProp(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba, 2015) as ``torch.optim.Adam``, g = ∂E/∂w + λw, (β₁, β₂) = ``betas``:
-    m ← β₁m + (1-β₁)g, v ← β₂v + (1-β₂)g², w ← w - η m̂/(√v̂ + ε) with m̂ = m/(1-β₁ᵗ),
-    v̂ = v/(1-β₂ᵗ) at step t = 1, 2, ... ``state[i]`` holds "m", "v" and the step count "t"."""
+    r"""Adam (Kingma & Ba, 2015) as ``torch.optim.Adam``; :math:`(\beta_1, \beta_2)` =
+    ``betas``, at step :math:`t = 1, 2, \dots`, elementwise:
+
+    .. math::
+
+        g = \partial E/\partial w + \lambda w, \qquad
+        m \leftarrow \beta_1 m + (1 - \beta_1)\, g, \qquad
+        v \leftarrow \beta_2 v + (1 - \beta_2)\, g^2,
+
+        w \leftarrow w - \eta\, \frac{m / (1 - \beta_1^t)}{\sqrt{v / (1 - \beta_2^t)} + \epsilon}.
+
+    ``state[i]`` holds "m", "v" and the step count "t"."""
 
     def __init__(self, params: Iterable[Tensor], lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
@@ -198,8 +226,9 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
-    """Adam with decoupled weight decay (Loshchilov & Hutter, 2019) as ``torch.optim.AdamW``:
-    w ← (1 - ηλ)w, then the Adam step with g = ∂E/∂w (no λw added to g)."""
+    r"""Adam with decoupled weight decay (Loshchilov & Hutter, 2019) as
+    ``torch.optim.AdamW``: :math:`w \leftarrow (1 - \eta\lambda)\, w`, then the Adam step
+    with :math:`g = \partial E/\partial w` (no :math:`\lambda w` added to :math:`g`)."""
 
     def __init__(self, params: Iterable[Tensor], lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
@@ -213,9 +242,10 @@ class AdamW(Adam):
 
 
 def clip_grad_norm(params: Iterable[Tensor], max_norm: float) -> float:
-    """g ← g · max_norm/(‖g‖ + 10⁻⁶) if that factor is < 1, g all gradients as one vector
-    (``torch.nn.utils.clip_grad_norm_``). Returns ‖g‖ before clipping; clipped gradients are
-    new arrays. A NaN or infinite ‖g‖ raises FloatingPointError."""
+    r""":math:`g \leftarrow g \cdot \text{max\_norm} / (\|g\| + 10^{-6})` if that factor is
+    below 1, :math:`g` all gradients as one vector (``torch.nn.utils.clip_grad_norm_``).
+    Returns :math:`\|g\|` before clipping; clipped gradients are new arrays. A NaN or
+    infinite :math:`\|g\|` raises FloatingPointError."""
     ps = _param_list(params, "clip_grad_norm")
     _check(max_norm > 0, "clip_grad_norm", "max_norm", "be > 0", max_norm)
     grads = [p for p in ps if p.grad is not None]
