@@ -34,7 +34,7 @@ class Primitive:
         self.name, self.fwd, self.vjps, self.jvps = name, fwd, vjps, jvps
         self.__doc__ = fwd.__doc__  # the equation and its rules, for help() and the API page
         self.reads, self.residual = reads, residual
-        self.reads_data = reads is None or any(reads)  # the engine must save versions
+        self.reads_data = reads is None or any(reads)  # the engine must check versions
 
     def __call__(self, *args: Any, **params: Any) -> Any:
         """Apply fwd to arrays, or let a Tensor or Dual among the arguments bind it."""
@@ -446,10 +446,11 @@ def linear(a: np.ndarray, W: np.ndarray, b: np.ndarray | None = None) -> np.ndar
     """z = a W^T + b for a batch of rows a (the layer's z^l = W^l a^{l-1} + b^l).
     dC/da = G W, dC/dW = G^T a, dC/db = sum over the batch of G (G = dC/dz)."""
     z = np.matmul(a, W.T)
-    if b is not None and np.result_type(z, b) == z.dtype:
-        z += b  # in place: z is new
-    elif b is not None:
-        z = z + b
+    if b is not None:
+        if np.result_type(z, b) == z.dtype:
+            z += b  # in place: z is new
+        else:
+            z = z + b
     return z
 
 

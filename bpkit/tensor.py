@@ -28,6 +28,7 @@ _HINTS = {"maximum": "t.relu() (for max(t, 0))", "negative": "-t"}
 
 NO_PARAMS = MappingProxyType({})  # the params of a node whose primitive takes none
 
+
 class Tensor(Operators):
     """An array ``data`` in a computation graph, with its adjoint ``grad`` = dC/d(data).
 

@@ -136,9 +136,10 @@ def jacobian(f: Callable[..., Any], x: Any) -> np.ndarray:
     out = _tensor(f(xt), "jacobian")
     J = np.zeros((out.size, xt.size), dtype=xt.dtype)
     if out.requires_grad:
-        seeds = np.eye(out.size, dtype=out.dtype)
         for i in range(out.size):
-            (g,) = engine.backward(out, seeds[i].reshape(out.shape), False, [xt])
+            seed = np.zeros(out.size, dtype=out.dtype)  # one row of the identity, not all
+            seed[i] = 1
+            (g,) = engine.backward(out, seed.reshape(out.shape), False, [xt])
             if g is not None:
                 J[i] = np.asarray(g).reshape(-1)
     return J.reshape(out.shape + xt.shape)
